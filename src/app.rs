@@ -1,0 +1,162 @@
+//! The gateway's root: builds the stages in flow order, serves HTTP, and on
+//! SIGTERM / Ctrl-C shuts down in two phases within a deadline — mailboxes
+//! first (IDLE DONE, LOGOUT), then the edges drain in stage order and the
+//! writer commits what it holds.
+
+use std::{
+    sync::{atomic::AtomicBool, atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use actix::{Actor, Arbiter, SyncArbiter};
+use tokio::{
+    sync::{mpsc, watch},
+    time::{timeout, Instant},
+};
+
+use crate::{
+    config::Config,
+    http::{self, ApiState},
+    mailbox::{schedule::SystemClock, status::Board, MailboxSupervisor, Shared},
+    parse::Parser,
+    pipeline::Edge,
+    store::{RocksStore, Store, StoreError},
+    telemetry,
+    write::{Flush, Writer},
+};
+
+/// How often shutdown looks at the edges while they drain.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory could not be created.
+    #[error("cannot create data_dir {path}: {reason}; check the path and permissions")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// OS error.
+        reason: String,
+    },
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {reason}; pick a free address in gateway.listen")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// OS error.
+        reason: String,
+    },
+}
+
+/// Runs the gateway until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> Result<(), AppError> {
+    telemetry::install();
+    let dir = &cfg.gateway.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let store: Arc<dyn Store> = Arc::new(RocksStore::open(dir)?);
+    let counters = store.counters()?;
+
+    // Stages, last first, so each knows the edge into the next.
+    let writer_thread = Arbiter::new();
+    let (st, max_batch) = (store.clone(), cfg.pipeline.max_batch);
+    let writer = Writer::start_in_arbiter(&writer_thread.handle(), move |_| {
+        Writer::new(st, counters, max_batch)
+    });
+    let write_edge = Edge::new("write", writer.clone(), cfg.pipeline.write_queue);
+    let to_writer = write_edge.clone();
+    let parsers = SyncArbiter::start(cfg.pipeline.parsers, move || Parser::new(to_writer.clone()));
+    let parse_edge = Edge::new("parse", parsers, cfg.pipeline.parse_queue);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (alive, mut all_ended) = mpsc::channel::<()>(1);
+    let board = Board::default();
+    let io_threads: Vec<Arbiter> = (0..cfg.gateway.io_threads)
+        .map(|_| Arbiter::new())
+        .collect();
+    let shared = Shared {
+        pipeline: cfg.pipeline.clone(),
+        parse: parse_edge.clone(),
+        store: store.clone(),
+        board: board.clone(),
+        clock: Arc::new(SystemClock),
+        shutdown: shutdown_rx,
+        alive: alive.downgrade(),
+    };
+    let handles = io_threads.iter().map(Arbiter::handle).collect();
+    let _supervisor = MailboxSupervisor::new(cfg.mailboxes.clone(), handles, shared).start();
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let api = ApiState {
+        store,
+        board,
+        ready: ready.clone(),
+    };
+    let listen = cfg.gateway.listen;
+    let server = http::serve(api, listen).map_err(|e| AppError::Listen {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    })?;
+    let server_handle = server.handle();
+    actix::spawn(server);
+    tracing::info!(%listen, mailboxes = cfg.mailboxes.len(), "mailgate running");
+
+    wait_for_signal().await;
+    let deadline = Instant::now() + cfg.gateway.shutdown_grace;
+    tracing::info!(grace = ?cfg.gateway.shutdown_grace, "shutting down");
+    ready.store(false, Ordering::Relaxed);
+
+    // Phase 1: mailboxes stop fetching and log out.
+    let _ = shutdown_tx.send(true);
+    drop(alive);
+    if timeout_at(deadline, all_ended.recv()).await.is_none() {
+        tracing::warn!("some mailbox sessions did not end in time");
+    }
+    // Phase 2: the edges drain in stage order, then the writer flushes.
+    let drained = timeout_at(deadline, async {
+        while !parse_edge.is_empty() || !write_edge.is_empty() {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        let _ = writer.send(Flush).await;
+    })
+    .await;
+    if drained.is_none() {
+        tracing::warn!(
+            parse = parse_edge.depth(),
+            write = write_edge.depth(),
+            "pipeline did not drain before the deadline; the uncommitted tail is fetched again on start"
+        );
+    }
+    server_handle.stop(true).await;
+    writer_thread.stop();
+    for a in io_threads {
+        a.stop();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn timeout_at<F: std::future::Future>(deadline: Instant, f: F) -> Option<F::Output> {
+    timeout(deadline.saturating_duration_since(Instant::now()), f)
+        .await
+        .ok()
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

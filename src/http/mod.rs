@@ -1,0 +1,216 @@
+//! HTTP: health, readiness, Prometheus metrics and the admin JSON API.
+//! Store reads run on actix-web's blocking pool, never on the IO threads.
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use actix_web::{
+    dev::Server,
+    get,
+    http::StatusCode,
+    web::{self, Data, Json, Path, Query},
+    App, HttpResponse, HttpServer, ResponseError,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    mailbox::status::Board,
+    store::{Entry, Rejection, Store, StoreError, Ticket},
+    telemetry,
+};
+
+/// Most items one page returns.
+pub const MAX_PAGE: usize = 1000;
+/// Items per page when `limit` is not given.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Tickets, feed, rejections.
+    pub store: Arc<dyn Store>,
+    /// Mailbox views.
+    pub board: Board,
+    /// False once shutdown begins: /readyz turns 503.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// An API failure: a stable code and a message.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the request could not be completed: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            Self::NotFound(_) => "not_found",
+            Self::Store(_) => "store_error",
+            Self::Internal(_) => "internal_error",
+        };
+        HttpResponse::build(self.status_code())
+            .json(json!({"error": {"code": code, "message": self.to_string()}}))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+#[get("/readyz")]
+async fn readyz(s: Data<ApiState>) -> HttpResponse {
+    if s.ready.load(Ordering::Relaxed) {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}))
+    }
+}
+
+#[get("/metrics")]
+async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(telemetry::render())
+}
+
+#[get("/api/mailboxes")]
+async fn mailboxes(s: Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(s.board.all())
+}
+
+#[get("/api/mailboxes/{id}")]
+async fn mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    s.board
+        .get(&id)
+        .map(|v| HttpResponse::Ok().json(v))
+        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))
+}
+
+/// Cursor paging parameters.
+#[derive(Debug, Deserialize)]
+struct Page {
+    mailbox: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+impl Page {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+    }
+}
+
+#[derive(Serialize)]
+struct TicketPage {
+    tickets: Vec<Ticket>,
+    /// Pass as `after` for the next page; `null` when nothing newer exists yet.
+    next: Option<u64>,
+}
+
+#[get("/api/tickets")]
+async fn tickets(s: Data<ApiState>, q: Query<Page>) -> Result<Json<TicketPage>, ApiError> {
+    let store = s.store.clone();
+    blocking(move || {
+        let changes = store.changes(q.after.unwrap_or(0), q.limit(), q.mailbox.as_deref())?;
+        let next = changes.last().map(|c| c.seq);
+        let mut seen = std::collections::HashSet::new();
+        let mut tickets = Vec::new();
+        for c in changes {
+            if seen.insert(c.ticket) {
+                tickets.extend(store.ticket(c.ticket)?);
+            }
+        }
+        Ok(Json(TicketPage { tickets, next }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct TicketWithConversation {
+    #[serde(flatten)]
+    ticket: Ticket,
+    conversation: Vec<Entry>,
+}
+
+#[get("/api/tickets/{id}")]
+async fn ticket(
+    s: Data<ApiState>,
+    id: Path<u64>,
+) -> Result<Json<TicketWithConversation>, ApiError> {
+    let store = s.store.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        let ticket = store
+            .ticket(id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no ticket {id}")))?;
+        let conversation = store.entries(id)?;
+        Ok(Json(TicketWithConversation {
+            ticket,
+            conversation,
+        }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct RejectionPage {
+    rejections: Vec<Rejection>,
+    next: Option<u64>,
+}
+
+#[get("/api/rejections")]
+async fn rejections(s: Data<ApiState>, q: Query<Page>) -> Result<Json<RejectionPage>, ApiError> {
+    let store = s.store.clone();
+    blocking(move || {
+        let rejections = store.rejections(q.after.unwrap_or(0), q.limit())?;
+        let next = rejections.last().map(|r| r.id);
+        Ok(Json(RejectionPage { rejections, next }))
+    })
+    .await
+}
+
+/// Binds the HTTP server; it runs on the current actix System.
+pub fn serve(state: ApiState, listen: std::net::SocketAddr) -> std::io::Result<Server> {
+    let data = Data::new(state);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .service(healthz)
+            .service(readyz)
+            .service(metrics)
+            .service(mailboxes)
+            .service(mailbox)
+            .service(tickets)
+            .service(ticket)
+            .service(rejections)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(listen)?
+    .run())
+}

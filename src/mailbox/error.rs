@@ -1,0 +1,138 @@
+//! The one place that classifies a mailbox failure: a stable code, an
+//! operator-facing message, a remediation hint, and what the lifecycle does
+//! next (retry with backoff, or wait for an operator).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// What the lifecycle does after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Transient: back off and reconnect.
+    Retry,
+    /// Retrying cannot help (and may lock the account): wait for an operator.
+    NeedsAction,
+}
+
+/// A failure of a mailbox session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailboxError {
+    /// TCP connect failed.
+    #[error("cannot connect to {host}:{port}: {reason}")]
+    Connect {
+        /// Server.
+        host: String,
+        /// Port.
+        port: u16,
+        /// OS error.
+        reason: String,
+    },
+    /// A step took longer than its deadline.
+    #[error("{step} timed out after {millis} ms")]
+    Timeout {
+        /// Which step.
+        step: &'static str,
+        /// The deadline.
+        millis: u128,
+    },
+    /// The server's certificate was not accepted.
+    #[error("TLS certificate rejected: {0}")]
+    TlsCertificate(String),
+    /// The TLS handshake failed for another reason.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The server refused the credentials.
+    #[error("login rejected by the server: {0}")]
+    Auth(String),
+    /// SELECT failed.
+    #[error("folder {folder:?} cannot be selected: {reason}")]
+    Folder {
+        /// The folder.
+        folder: String,
+        /// Server text.
+        reason: String,
+    },
+    /// The server ended the session.
+    #[error("server closed the session: {0}")]
+    Bye(String),
+    /// The connection dropped.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The server said something we could not understand or refused a command.
+    #[error("IMAP protocol error: {0}")]
+    Protocol(String),
+    /// The server does not offer STARTTLS though the mailbox requires it.
+    #[error("the server does not offer STARTTLS")]
+    StarttlsUnsupported,
+}
+
+impl MailboxError {
+    /// Stable code, used in the API, as a metric label and in logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "imap_connect_failed",
+            Self::Timeout { .. } => "connection_timeout",
+            Self::TlsCertificate(_) => "imap_tls_invalid_cert",
+            Self::Tls(_) => "imap_tls_failed",
+            Self::Auth(_) => "imap_auth_failed",
+            Self::Folder { .. } => "imap_folder_not_found",
+            Self::Bye(_) => "imap_server_bye",
+            Self::ConnectionLost(_) => "imap_connection_lost",
+            Self::Protocol(_) => "imap_protocol_error",
+            Self::StarttlsUnsupported => "imap_starttls_unsupported",
+        }
+    }
+
+    /// What the operator should do.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "check the server name and port, and that the server allows connections from this host (firewall, IP allow-list)",
+            Self::Timeout { .. } => "the server answered too slowly; check the network path, or raise connection_timeout_ms",
+            Self::TlsCertificate(_) => "the certificate is invalid, expired or for another name; fix it on the server, or set ca_file to the CA that signed it",
+            Self::Tls(_) => "check that security matches the port (tls: 993, starttls: 143) and that the server supports TLS 1.2 or newer",
+            Self::Auth(_) => "check the username and password; for Gmail and Office 365 check that IMAP is enabled for the mailbox and use an app password or OAuth 2",
+            Self::Folder { .. } => "check the folder names in folders; names are case-sensitive except INBOX",
+            Self::Bye(_) => "the server ended the session (maintenance or throttling); mailgate reconnects with backoff",
+            Self::ConnectionLost(_) => "the connection dropped; mailgate reconnects with backoff",
+            Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
+            Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
+        }
+    }
+
+    /// Retry, or wait for an operator.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Self::Auth(_) | Self::TlsCertificate(_) | Self::StarttlsUnsupported => {
+                Disposition::NeedsAction
+            }
+            _ => Disposition::Retry,
+        }
+    }
+
+    /// The API / log view: code, message, hint.
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport {
+            code: self.code(),
+            message: self.to_string(),
+            hint: self.hint(),
+        }
+    }
+}
+
+/// A failure as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// Stable code.
+    pub code: &'static str,
+    /// What happened.
+    pub message: String,
+    /// What to do.
+    pub hint: &'static str,
+}
+
+impl fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (hint: {})", self.code, self.message, self.hint)
+    }
+}

@@ -1,0 +1,546 @@
+//! One IMAP session, driven by imap-next's sans-IO client over a TCP or TLS
+//! stream: connect (TLS, STARTTLS or plain), login, SELECT, UID SEARCH, UID
+//! FETCH (BODY.PEEK only: the customer's mailbox is never changed), IDLE and
+//! LOGOUT. Every wait is bounded; every failure is a [`MailboxError`].
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use imap_next::{
+    client::{Client, Event, Options},
+    imap_types::{
+        auth::{AuthMechanism, AuthenticateData},
+        command::{Command, CommandBody},
+        core::{Tag, Vec1},
+        fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
+        response::{Code, Data, GreetingKind, Status, StatusKind},
+        search::SearchKey,
+        sequence::SequenceSet,
+    },
+    stream::{self, Stream},
+};
+use tokio::{net::TcpStream, time::timeout};
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::{error::MailboxError, tls};
+use crate::config::{AuthMethod, MailboxConfig, Security};
+
+/// What SELECT told us about a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Messages in the folder.
+    pub exists: u32,
+}
+
+/// Why an IDLE ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleEnd {
+    /// The server announced new mail.
+    NewMail,
+    /// The refresh interval passed.
+    Refresh,
+    /// The gateway is stopping.
+    Shutdown,
+}
+
+/// An authenticated IMAP session.
+pub struct Imap {
+    stream: Stream,
+    client: Client,
+    next_tag: u32,
+    command_timeout: Duration,
+    capabilities: Vec<String>,
+}
+
+fn lost<E: std::fmt::Debug>(e: stream::Error<E>) -> MailboxError {
+    match e {
+        stream::Error::Closed => {
+            MailboxError::ConnectionLost("the server closed the connection".into())
+        }
+        stream::Error::Io(e) => MailboxError::ConnectionLost(e.to_string()),
+        stream::Error::Tls(e) => MailboxError::Tls(e.to_string()),
+        stream::Error::State(e) => MailboxError::Protocol(format!("{e:?}")),
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    step: &'static str,
+    fut: impl std::future::Future<Output = Result<T, MailboxError>>,
+) -> Result<T, MailboxError> {
+    timeout(limit, fut)
+        .await
+        .unwrap_or(Err(MailboxError::Timeout {
+            step,
+            millis: limit.as_millis(),
+        }))
+}
+
+/// Compact UID set text: `1:5,7,9:12`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+fn sequence(text: &str) -> Result<SequenceSet, MailboxError> {
+    SequenceSet::try_from(text).map_err(|_| MailboxError::Protocol(format!("bad UID set {text:?}")))
+}
+
+impl Imap {
+    /// Connects, secures and logs in, each step bounded by `connection_timeout`.
+    pub async fn connect(
+        cfg: &MailboxConfig,
+        max_message_bytes: u32,
+    ) -> Result<Self, MailboxError> {
+        let limit = cfg.connection_timeout;
+        let tcp = within(limit, "TCP connect", async {
+            TcpStream::connect((cfg.host.as_str(), cfg.port))
+                .await
+                .map_err(|e| MailboxError::Connect {
+                    host: cfg.host.clone(),
+                    port: cfg.port,
+                    reason: e.to_string(),
+                })
+        })
+        .await?;
+        let _ = tcp.set_nodelay(true);
+        let mut options = Options::default();
+        // A message larger than the limit is never downloaded, so no response
+        // needs more room than the limit plus the FETCH framing.
+        options.max_response_size = max_message_bytes.saturating_add(64 * 1024);
+        let stream = match cfg.security {
+            Security::Tls => Stream::tls(Self::handshake(cfg, tcp).await?),
+            Security::None | Security::Starttls => Stream::insecure(tcp),
+        };
+        let mut imap = Self {
+            stream,
+            client: Client::new(options.clone()),
+            next_tag: 0,
+            command_timeout: cfg.command_timeout,
+            capabilities: Vec::new(),
+        };
+        within(limit, "greeting", imap.greeting()).await?;
+        if cfg.security == Security::Starttls {
+            if !imap.has("STARTTLS") {
+                within(limit, "CAPABILITY", imap.capability()).await?;
+            }
+            if !imap.has("STARTTLS") {
+                return Err(MailboxError::StarttlsUnsupported);
+            }
+            within(limit, "STARTTLS", imap.run(CommandBody::StartTLS)).await?;
+            let tcp = TcpStream::from(imap.stream);
+            options.discard_greeting = true;
+            imap.stream = Stream::tls(Self::handshake(cfg, tcp).await?);
+            imap.client = Client::new(options);
+            imap.capabilities.clear();
+        }
+        within(limit, "login", imap.login(cfg)).await?;
+        if imap.capabilities.is_empty() {
+            within(limit, "CAPABILITY", imap.capability()).await?;
+        }
+        Ok(imap)
+    }
+
+    async fn handshake(
+        cfg: &MailboxConfig,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::TlsStream<TcpStream>, MailboxError> {
+        let connector = tls::connector(cfg.ca_file.as_deref())?;
+        let name = ServerName::try_from(cfg.host.clone()).map_err(|_| {
+            MailboxError::Tls(format!("{:?} is not a valid TLS server name", cfg.host))
+        })?;
+        within(cfg.connection_timeout, "TLS handshake", async {
+            connector
+                .connect(name, tcp)
+                .await
+                .map(tokio_rustls::TlsStream::Client)
+                .map_err(tls::classify)
+        })
+        .await
+    }
+
+    /// Whether the server announced `capability` (case-insensitive).
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(capability))
+    }
+
+    /// The server's capabilities, as announced after login.
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
+    }
+
+    async fn event(&mut self) -> Result<Event, MailboxError> {
+        match self.stream.next(&mut self.client).await.map_err(lost)? {
+            Event::StatusReceived {
+                status: Status::Bye(bye),
+            } => Err(MailboxError::Bye(bye.text.to_string())),
+            e => Ok(e),
+        }
+    }
+
+    async fn greeting(&mut self) -> Result<(), MailboxError> {
+        loop {
+            if let Event::GreetingReceived { greeting } = self.event().await? {
+                if greeting.kind == GreetingKind::Bye {
+                    return Err(MailboxError::Bye(greeting.text.to_string()));
+                }
+                if let Some(Code::Capability(caps)) = greeting.code {
+                    self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn send(&mut self, body: CommandBody<'static>) -> Tag<'static> {
+        self.next_tag += 1;
+        let tag = Tag::unvalidated(format!("m{}", self.next_tag));
+        self.client.enqueue_command(Command {
+            tag: tag.clone(),
+            body,
+        });
+        tag
+    }
+
+    /// The next untagged data of the command `tag`, or `None` once it
+    /// completed with OK. NO and BAD become errors.
+    async fn next_data(
+        &mut self,
+        tag: &Tag<'static>,
+    ) -> Result<Option<Data<'static>>, MailboxError> {
+        let limit = self.command_timeout;
+        loop {
+            let event = within(limit, "command response", self.event()).await?;
+            match event {
+                Event::DataReceived { data } => return Ok(Some(data)),
+                Event::StatusReceived {
+                    status: Status::Tagged(t),
+                } if t.tag == *tag => {
+                    return match t.body.kind {
+                        StatusKind::Ok => Ok(None),
+                        _ => Err(MailboxError::Protocol(t.body.text.to_string())),
+                    };
+                }
+                Event::CommandRejected { status, .. } => {
+                    return Err(MailboxError::Protocol(format!("{status:?}")));
+                }
+                Event::StatusReceived {
+                    status: Status::Untagged(body),
+                } => {
+                    if let Some(Code::Capability(caps)) = body.code {
+                        self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs a command to completion, returning its untagged data.
+    async fn run(
+        &mut self,
+        body: CommandBody<'static>,
+    ) -> Result<Vec<Data<'static>>, MailboxError> {
+        let tag = self.send(body);
+        let mut out = Vec::new();
+        while let Some(d) = self.next_data(&tag).await? {
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    async fn capability(&mut self) -> Result<(), MailboxError> {
+        for data in self.run(CommandBody::Capability).await? {
+            if let Data::Capability(caps) = data {
+                self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+            }
+        }
+        Ok(())
+    }
+
+    async fn login(&mut self, cfg: &MailboxConfig) -> Result<(), MailboxError> {
+        if cfg.auth == AuthMethod::Oauth2 {
+            return self.xoauth2(cfg).await;
+        }
+        let body = CommandBody::login(cfg.username.clone(), cfg.secret.expose().to_owned())
+            .map_err(|_| {
+                MailboxError::Auth(
+                    "the username or password has characters IMAP LOGIN cannot carry".into(),
+                )
+            })?;
+        match self.run(body).await {
+            Err(MailboxError::Protocol(text)) => Err(MailboxError::Auth(text)),
+            other => other.map(drop),
+        }
+    }
+
+    /// SASL XOAUTH2 with the secret as the bearer token. A failure arrives
+    /// as a challenge carrying the server's JSON error, answered empty.
+    async fn xoauth2(&mut self, cfg: &MailboxConfig) -> Result<(), MailboxError> {
+        let ir = format!(
+            "user={}\x01auth=Bearer {}\x01\x01",
+            cfg.username,
+            cfg.secret.expose()
+        );
+        self.send(CommandBody::authenticate_with_ir(
+            AuthMechanism::XOAuth2,
+            ir.into_bytes(),
+        ));
+        loop {
+            match self.event().await? {
+                Event::AuthenticateContinuationRequestReceived { .. } => {
+                    let _ = self
+                        .client
+                        .set_authenticate_data(AuthenticateData::r#continue(Vec::new()));
+                }
+                Event::AuthenticateStatusReceived { status, .. } => {
+                    return match status {
+                        Status::Tagged(t) if t.body.kind == StatusKind::Ok => Ok(()),
+                        Status::Tagged(t) => Err(MailboxError::Auth(t.body.text.to_string())),
+                        other => Err(MailboxError::Auth(format!("{other:?}"))),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// SELECTs `folder` (read-write is not needed; nothing is changed).
+    pub async fn select(&mut self, folder: &str) -> Result<Selected, MailboxError> {
+        let body = CommandBody::select(folder.to_owned()).map_err(|_| MailboxError::Folder {
+            folder: folder.to_owned(),
+            reason: "not a valid folder name".into(),
+        })?;
+        let tag = self.send(body);
+        let mut selected = Selected {
+            uidvalidity: 0,
+            exists: 0,
+        };
+        loop {
+            let event = within(self.command_timeout, "SELECT", self.event()).await?;
+            match event {
+                Event::DataReceived {
+                    data: Data::Exists(n),
+                } => selected.exists = n,
+                Event::StatusReceived {
+                    status: Status::Untagged(body),
+                } => {
+                    if let Some(Code::UidValidity(v)) = body.code {
+                        selected.uidvalidity = v.get();
+                    }
+                }
+                Event::StatusReceived {
+                    status: Status::Tagged(t),
+                } if t.tag == tag => {
+                    if t.body.kind != StatusKind::Ok {
+                        return Err(MailboxError::Folder {
+                            folder: folder.to_owned(),
+                            reason: t.body.text.to_string(),
+                        });
+                    }
+                    if selected.uidvalidity == 0 {
+                        return Err(MailboxError::Protocol(
+                            "SELECT returned no UIDVALIDITY".into(),
+                        ));
+                    }
+                    return Ok(selected);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// UIDs above `after` (and, with `since`, with an internal date on or
+    /// after that day), ascending.
+    pub async fn search(
+        &mut self,
+        after: u32,
+        since: Option<NaiveDate>,
+    ) -> Result<Vec<u32>, MailboxError> {
+        let mut keys = vec![SearchKey::Uid(sequence(&format!(
+            "{}:*",
+            after.saturating_add(1)
+        ))?)];
+        if let Some(date) = since {
+            let date = imap_next::imap_types::datetime::NaiveDate::try_from(date)
+                .map_err(|_| MailboxError::Protocol(format!("date {date} cannot be sent")))?;
+            keys.push(SearchKey::Since(date));
+        }
+        let criteria =
+            Vec1::try_from(keys).map_err(|_| MailboxError::Protocol("empty search".into()))?;
+        let mut uids = Vec::new();
+        for data in self.run(CommandBody::search(None, criteria, true)).await? {
+            if let Data::Search(found, ..) = data {
+                uids.extend(found.iter().map(|u| u.get()));
+            }
+        }
+        // `N:*` matches the highest UID even when it is below N.
+        uids.retain(|u| *u > after);
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// (UID, RFC822.SIZE) of each of `uids` still in the folder, ascending.
+    pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, MailboxError> {
+        let items = vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size];
+        let body = CommandBody::fetch(
+            sequence(&uid_set(uids))?,
+            MacroOrMessageDataItemNames::MessageDataItemNames(items),
+            true,
+        )
+        .map_err(|_| MailboxError::Protocol("bad FETCH".into()))?;
+        let mut out = Vec::new();
+        for data in self.run(body).await? {
+            if let Data::Fetch { items, .. } = data {
+                let (mut uid, mut size) = (None, None);
+                for item in items.into_iter() {
+                    match item {
+                        MessageDataItem::Uid(u) => uid = Some(u.get()),
+                        MessageDataItem::Rfc822Size(s) => size = Some(s),
+                        _ => {}
+                    }
+                }
+                if let (Some(u), Some(s)) = (uid, size) {
+                    out.push((u, s));
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Starts `UID FETCH uids (UID BODY.PEEK[])`; read it with [`next_body`](Self::next_body).
+    pub fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Tag<'static>, MailboxError> {
+        let items = vec![
+            MessageDataItemName::Uid,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: None,
+                peek: true,
+            },
+        ];
+        let body = CommandBody::fetch(
+            sequence(&uid_set(uids))?,
+            MacroOrMessageDataItemNames::MessageDataItemNames(items),
+            true,
+        )
+        .map_err(|_| MailboxError::Protocol("bad FETCH".into()))?;
+        Ok(self.send(body))
+    }
+
+    /// The next (UID, raw message) of a body fetch; `None` when it is done.
+    pub async fn next_body(
+        &mut self,
+        tag: &Tag<'static>,
+    ) -> Result<Option<(u32, Vec<u8>)>, MailboxError> {
+        while let Some(data) = self.next_data(tag).await? {
+            if let Data::Fetch { items, .. } = data {
+                let (mut uid, mut raw) = (None, None);
+                for item in items.into_iter() {
+                    match item {
+                        MessageDataItem::Uid(u) => uid = Some(u.get()),
+                        MessageDataItem::BodyExt { data, .. } => {
+                            raw = Some(
+                                data.0
+                                    .map(|s| s.into_inner().into_owned())
+                                    .unwrap_or_default(),
+                            )
+                        }
+                        _ => {}
+                    }
+                }
+                // Unsolicited FETCH responses (flag changes) carry no body.
+                if let (Some(u), Some(r)) = (uid, raw) {
+                    return Ok(Some((u, r)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits in IDLE until new mail, the refresh interval, or `stop` resolves;
+    /// then ends IDLE cleanly (DONE and the tagged OK).
+    pub async fn idle(
+        &mut self,
+        refresh: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<IdleEnd, MailboxError> {
+        let tag = self.send(CommandBody::Idle);
+        loop {
+            match within(self.command_timeout, "IDLE", self.event()).await? {
+                Event::IdleAccepted { .. } => break,
+                Event::IdleRejected { status, .. } => {
+                    return Err(MailboxError::Protocol(format!("IDLE rejected: {status:?}")))
+                }
+                _ => {}
+            }
+        }
+        let end = {
+            tokio::pin!(stop);
+            let deadline = tokio::time::sleep(refresh);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    event = self.event() => {
+                        if let Event::DataReceived { data: Data::Exists(_) } = event? {
+                            break IdleEnd::NewMail;
+                        }
+                    }
+                    _ = &mut deadline => break IdleEnd::Refresh,
+                    _ = &mut stop => break IdleEnd::Shutdown,
+                }
+            }
+        };
+        self.client.set_idle_done();
+        while self.next_data(&tag).await?.is_some() {}
+        Ok(end)
+    }
+
+    /// Says LOGOUT and closes; errors are irrelevant by then.
+    pub async fn logout(mut self) {
+        let tag = self.send(CommandBody::Logout);
+        let _ = within(self.command_timeout, "LOGOUT", async {
+            loop {
+                match self.next_data(&tag).await {
+                    Ok(None) | Err(_) => return Ok(()),
+                    Ok(Some(_)) => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[9]), "9");
+    }
+}

@@ -1,0 +1,190 @@
+//! One folder's session, as a tokio task that owns its IMAP connection:
+//! connect → SELECT → catch up from the checkpoint → IDLE → fetch what IDLE
+//! announces → … until shutdown or a failure, which it reports to its actor.
+
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    error::MailboxError,
+    imap::{IdleEnd, Imap},
+};
+use crate::{
+    config::{MailboxConfig, PipelineConfig},
+    parse::{ParseJob, Parser},
+    pipeline::{Body, Committed, Edge, Fetched},
+    store::{Source, Store},
+    telemetry,
+};
+
+/// Progress of a folder session, reported to its mailbox actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Connecting and logging in.
+    Connecting,
+    /// Catching up.
+    Syncing,
+    /// Caught up; waiting in IDLE.
+    Idle,
+    /// The session ended: `Ok` on shutdown, the failure otherwise.
+    Ended(Result<(), MailboxError>),
+}
+
+/// A progress report of folder `folder` (index into the mailbox's folders).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SessionEvent {
+    /// Folder index.
+    pub folder: usize,
+    /// What happened.
+    pub progress: Progress,
+}
+
+/// Everything a folder session needs; moved into its task.
+pub struct SessionContext {
+    /// The mailbox's settings.
+    pub mailbox: Arc<MailboxConfig>,
+    /// Folder index in `mailbox.folders`.
+    pub folder: usize,
+    /// Pipeline sizes.
+    pub pipeline: PipelineConfig,
+    /// The mailbox → parser edge.
+    pub parse: Edge<Parser>,
+    /// Read access to checkpoints.
+    pub store: Arc<dyn Store>,
+    /// Progress reports go here.
+    pub events: Recipient<SessionEvent>,
+    /// Commit notices go here.
+    pub committed: Recipient<Committed>,
+    /// Becomes `true` when the gateway stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held while the session runs; shutdown waits until every one is dropped.
+    pub alive: mpsc::Sender<()>,
+}
+
+/// Hands fetched messages to the pipeline, linking each to the one before.
+struct Outlet<'a> {
+    ctx: &'a SessionContext,
+    uidvalidity: u32,
+    after: u32,
+}
+
+impl Outlet<'_> {
+    async fn push(&mut self, uid: u32, body: Body) {
+        let fetched = Fetched {
+            source: Source {
+                mailbox: self.ctx.mailbox.id.clone(),
+                folder: self.ctx.mailbox.folders[self.ctx.folder].clone(),
+                uidvalidity: self.uidvalidity,
+                uid,
+            },
+            after: self.after,
+            body,
+            mailbox: self.ctx.mailbox.clone(),
+            committed: self.ctx.committed.clone(),
+        };
+        self.after = uid;
+        telemetry::fetched();
+        self.ctx.parse.push(|slot| ParseJob { fetched, slot }).await;
+    }
+}
+
+impl SessionContext {
+    fn report(&self, progress: Progress) {
+        self.events.do_send(SessionEvent {
+            folder: self.folder,
+            progress,
+        });
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Runs the session to its end and reports how it ended.
+    pub async fn run(self) {
+        let result = self.session().await;
+        self.report(Progress::Ended(result));
+        // Only now may shutdown consider this session gone.
+        drop(self.alive);
+    }
+
+    async fn session(&self) -> Result<(), MailboxError> {
+        self.report(Progress::Connecting);
+        let mut imap = Imap::connect(&self.mailbox, self.pipeline.max_message_bytes).await?;
+        let folder = self.mailbox.folders[self.folder].clone();
+        let selected = imap.select(&folder).await?;
+        let store = self.store.clone();
+        let (id, f) = (self.mailbox.id.clone(), folder.clone());
+        let checkpoint = tokio::task::spawn_blocking(move || store.checkpoint(&id, &f))
+            .await
+            .map_err(|e| MailboxError::Protocol(format!("checkpoint read failed: {e}")))?
+            .map_err(|e| MailboxError::Protocol(e.to_string()))?;
+        // A new UIDVALIDITY invalidates the watermark: resync from the start
+        // date; Message-ID deduplication keeps the replay harmless.
+        let start = checkpoint
+            .filter(|c| c.uidvalidity == selected.uidvalidity)
+            .map_or(0, |c| c.uid);
+        let mut outlet = Outlet {
+            ctx: self,
+            uidvalidity: selected.uidvalidity,
+            after: start,
+        };
+        let mut last = start;
+        loop {
+            outlet.ctx.report(Progress::Syncing);
+            if !sync(&mut imap, &mut outlet, &mut last).await? {
+                imap.logout().await;
+                return Ok(());
+            }
+            outlet.ctx.report(Progress::Idle);
+            let mut shutdown = outlet.ctx.shutdown.clone();
+            let stop = async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            };
+            match imap.idle(outlet.ctx.mailbox.idle_refresh, stop).await? {
+                IdleEnd::NewMail | IdleEnd::Refresh => {}
+                IdleEnd::Shutdown => {
+                    imap.logout().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Fetches every message above `last` into the pipeline, in UID order.
+/// Returns `false` if it stopped early for shutdown.
+async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<bool, MailboxError> {
+    let cfg = out.ctx.mailbox.clone();
+    let limit = out.ctx.pipeline.max_message_bytes;
+    let uids = imap.search(*last, cfg.sync_start_date).await?;
+    for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
+        if out.ctx.stopping() {
+            return Ok(false);
+        }
+        let sizes = imap.sizes(chunk).await?;
+        let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| *s <= limit);
+        let mut large = large.into_iter().peekable();
+        if !small.is_empty() {
+            let uids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
+            let tag = imap.fetch_bodies(&uids)?;
+            while let Some((uid, raw)) = imap.next_body(&tag).await? {
+                while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
+                    out.push(u, Body::TooLarge { size, limit }).await;
+                }
+                out.push(uid, Body::Raw(Bytes::from(raw))).await;
+            }
+        }
+        for (u, size) in large {
+            out.push(u, Body::TooLarge { size, limit }).await;
+        }
+        if let Some(max) = chunk.last() {
+            *last = (*last).max(*max);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,50 @@
+//! The mailbox supervisor: starts one supervised actor per configured
+//! mailbox, spread over the IO arbiters, and keeps the id → address registry.
+//! An actor that stops is restarted by actix's `Supervisor`; failures inside a
+//! mailbox are values handled by the actor itself, never panics.
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::{Actor, Addr, ArbiterHandle, Context, Supervisor};
+
+use super::actor::{MailboxActor, Shared};
+use crate::config::MailboxConfig;
+
+/// Owns the mailbox actors.
+pub struct MailboxSupervisor {
+    mailboxes: Vec<Arc<MailboxConfig>>,
+    arbiters: Vec<ArbiterHandle>,
+    shared: Shared,
+    registry: HashMap<String, Addr<MailboxActor>>,
+}
+
+impl MailboxSupervisor {
+    /// A supervisor for `mailboxes`, placing them round-robin on `arbiters`.
+    pub fn new(
+        mailboxes: Vec<MailboxConfig>,
+        arbiters: Vec<ArbiterHandle>,
+        shared: Shared,
+    ) -> Self {
+        Self {
+            mailboxes: mailboxes.into_iter().map(Arc::new).collect(),
+            arbiters,
+            shared,
+            registry: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for MailboxSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        for (i, cfg) in self.mailboxes.iter().enumerate() {
+            let arbiter = &self.arbiters[i % self.arbiters.len()];
+            let (cfg2, shared) = (cfg.clone(), self.shared.clone());
+            let addr =
+                Supervisor::start_in_arbiter(arbiter, move |_| MailboxActor::new(cfg2, shared));
+            self.registry.insert(cfg.id.clone(), addr);
+        }
+        tracing::info!(mailboxes = self.registry.len(), "mailboxes started");
+    }
+}

@@ -1,0 +1,72 @@
+//! The parser actor: runs on a `SyncArbiter` thread so CPU-heavy MIME work
+//! never blocks an IO thread, then hands the decision to the writer edge.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use actix::{Actor, Handler, Message, SyncContext};
+
+use super::{parse, ParseError};
+use crate::{
+    pipeline::{Body, Edge, Fetched, Slot},
+    telemetry,
+    transform::{decide, Decision, Reject},
+    write::{WriteJob, Writer},
+};
+
+/// One fetched message to parse; `slot` holds its place on the parse edge.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ParseJob {
+    /// The message.
+    pub fetched: Fetched,
+    /// Its slot on the mailbox → parser edge, freed once it moves on.
+    pub slot: Slot,
+}
+
+/// Parses messages and applies the filter and ticket mapping.
+pub struct Parser {
+    writer: Edge<Writer>,
+}
+
+impl Parser {
+    /// A parser that forwards to `writer`.
+    pub fn new(writer: Edge<Writer>) -> Self {
+        Self { writer }
+    }
+}
+
+impl Actor for Parser {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<ParseJob> for Parser {
+    type Result = ();
+
+    fn handle(&mut self, job: ParseJob, _: &mut Self::Context) {
+        let ParseJob { fetched, slot } = job;
+        let decision = match &fetched.body {
+            Body::Raw(raw) => {
+                // mail-parser is meant never to panic; if it ever does, the
+                // message is still recorded instead of killing this thread.
+                let parsed = catch_unwind(AssertUnwindSafe(|| parse(raw))).unwrap_or_else(|_| {
+                    Err(ParseError("the MIME parser panicked on this message".to_owned()))
+                });
+                decide(parsed, &fetched.mailbox)
+            }
+            Body::TooLarge { size, limit } => Decision::Reject(Reject {
+                code: "message_too_large",
+                reason: format!(
+                    "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
+                ),
+                content: None,
+            }),
+        };
+        telemetry::parsed();
+        self.writer.push_blocking(|slot| WriteJob {
+            fetched,
+            decision,
+            slot,
+        });
+        drop(slot);
+    }
+}

@@ -1,0 +1,229 @@
+//! Parse stage: raw RFC 5322 bytes → [`Parsed`] (decoded content plus the
+//! headers the filter needs). Pure and panic-free on any input; the actor in
+//! `actor.rs` runs it on dedicated threads.
+
+mod actor;
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Addr, HeaderValue, MessageParser, MimeHeaders, PartType};
+use sha2::{Digest, Sha256};
+
+pub use actor::{ParseJob, Parser};
+
+use crate::store::{Address, Attachment, Importance, MessageContent};
+
+/// A parsed message: what the ticket stores, plus the routing headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Decoded content.
+    pub content: MessageContent,
+    /// Message-IDs this one replies to (In-Reply-To, then References, newest first).
+    pub replies_to: Vec<String>,
+    /// Why it looks like an automatic reply, if it does.
+    pub auto_reply: Option<String>,
+}
+
+/// Why a message could not be parsed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message_unparseable: {0}")]
+pub struct ParseError(pub String);
+
+/// The sha256 of a raw message, hex-encoded: its blob key.
+pub fn sha256_hex(raw: &[u8]) -> String {
+    let digest = Sha256::digest(raw);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Parses one raw message. Anything mail-parser can read at all becomes a
+/// [`Parsed`]; only input with no header structure is an error.
+pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    let sha = sha256_hex(raw);
+    let msg = MessageParser::default()
+        .parse(raw)
+        .filter(looks_like_mail)
+        .ok_or_else(|| {
+            ParseError(
+                "no From, To, Cc, Subject, Date or Message-ID header could be read".to_owned(),
+            )
+        })?;
+
+    let message_id = msg
+        .message_id()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        // Stable for the same bytes, so a redelivered copy still deduplicates.
+        .unwrap_or_else(|| format!("{sha}@mailgate.invalid"));
+    let text_body = msg.body_text(0).map(|s| s.into_owned());
+    let html_body = msg
+        .body_html(0)
+        .filter(|_| msg.html_body_count() > 0)
+        .map(|s| s.into_owned());
+    let attachments = msg
+        .attachments()
+        .map(|p| Attachment {
+            name: p.attachment_name().map(str::to_owned),
+            content_type: p
+                .content_type()
+                .map(|c| match c.subtype() {
+                    Some(sub) => format!("{}/{}", c.ctype(), sub),
+                    None => c.ctype().to_owned(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            size: match &p.body {
+                PartType::Message(m) => m.raw_message().len() as u64,
+                _ => p.contents().len() as u64,
+            },
+        })
+        .collect();
+
+    let mut replies_to = ids(msg.in_reply_to());
+    let mut refs = ids(msg.references());
+    refs.reverse();
+    replies_to.extend(refs);
+
+    let content = MessageContent {
+        message_id,
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        from: msg
+            .from()
+            .and_then(|a| a.first())
+            .map(address)
+            .unwrap_or_default(),
+        to: msg
+            .to()
+            .map(|a| a.iter().map(address).collect())
+            .unwrap_or_default(),
+        cc: msg
+            .cc()
+            .map(|a| a.iter().map(address).collect())
+            .unwrap_or_default(),
+        date: msg
+            .date()
+            .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0)),
+        text_body,
+        html_body,
+        attachments,
+        importance: importance(&msg),
+        raw_sha256: sha,
+        size: raw.len() as u64,
+    };
+    Ok(Parsed {
+        content,
+        replies_to,
+        auto_reply: auto_reply(&msg),
+    })
+}
+
+/// mail-parser reads almost anything as headers; a message needs at least
+/// one of the fields every mail client writes.
+fn looks_like_mail(m: &mail_parser::Message<'_>) -> bool {
+    m.from().is_some()
+        || m.to().is_some()
+        || m.cc().is_some()
+        || m.subject().is_some()
+        || m.date().is_some()
+        || m.message_id().is_some()
+}
+
+fn address(a: &Addr<'_>) -> Address {
+    Address {
+        name: a.name().map(str::to_owned).filter(|s| !s.is_empty()),
+        address: a.address().map(str::to_lowercase),
+    }
+}
+
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.trim().to_owned()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.trim().to_owned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn header_text<'a>(msg: &'a mail_parser::Message<'_>, name: &'static str) -> Option<&'a str> {
+    msg.header_raw(name).map(str::trim)
+}
+
+fn importance(msg: &mail_parser::Message<'_>) -> Importance {
+    let marked = header_text(msg, "Importance")
+        .or_else(|| header_text(msg, "X-MSMail-Priority"))
+        .map(str::to_ascii_lowercase);
+    match marked.as_deref() {
+        Some("high") => return Importance::High,
+        Some("low") => return Importance::Low,
+        _ => {}
+    }
+    match header_text(msg, "X-Priority").and_then(|p| p.chars().next()) {
+        Some('1' | '2') => Importance::High,
+        Some('4' | '5') => Importance::Low,
+        _ => Importance::Normal,
+    }
+}
+
+/// RFC 3834 and the de-facto headers of Exchange and common autoresponders.
+fn auto_reply(msg: &mail_parser::Message<'_>) -> Option<String> {
+    if let Some(v) = header_text(msg, "Auto-Submitted") {
+        if !v.eq_ignore_ascii_case("no") {
+            return Some(format!("Auto-Submitted: {v}"));
+        }
+    }
+    for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"] {
+        if let Some(v) = header_text(msg, h) {
+            if h != "X-Auto-Response-Suppress" || v.to_ascii_lowercase().contains("all") {
+                return Some(format!("{h}: {v}"));
+            }
+        }
+    }
+    if let Some(v) = header_text(msg, "Precedence") {
+        if ["auto_reply", "bulk", "junk", "list"].contains(&v.to_ascii_lowercase().as_str()) {
+            return Some(format!("Precedence: {v}"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_simple_message() {
+        let raw = b"From: \"Kim\" <Kim@Example.com>\r\nTo: support@acme.test\r\nSubject: =?UTF-8?B?7JWI64WV?=\r\nMessage-ID: <a1@example.com>\r\nImportance: high\r\n\r\nHello\r\n";
+        let p = parse(raw).unwrap();
+        assert_eq!(p.content.subject, "안녕");
+        assert_eq!(p.content.message_id, "a1@example.com");
+        assert_eq!(p.content.from.address.as_deref(), Some("kim@example.com"));
+        assert_eq!(p.content.importance, Importance::High);
+        assert_eq!(p.content.text_body.as_deref().map(str::trim), Some("Hello"));
+        assert!(p.auto_reply.is_none());
+    }
+
+    #[test]
+    fn missing_message_id_is_synthesised_stably() {
+        let raw = b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n";
+        let a = parse(raw).unwrap();
+        assert_eq!(a.content.message_id, parse(raw).unwrap().content.message_id);
+        assert!(a.content.message_id.ends_with("@mailgate.invalid"));
+    }
+
+    #[test]
+    fn auto_replies_and_threads_are_recognised() {
+        let raw = b"From: a@b.test\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <x@y>\r\nReferences: <w@y> <x@y>\r\n\r\nOut of office\r\n";
+        let p = parse(raw).unwrap();
+        assert_eq!(
+            p.auto_reply.as_deref(),
+            Some("Auto-Submitted: auto-replied")
+        );
+        assert_eq!(p.replies_to, vec!["x@y", "x@y", "w@y"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse(b"").is_err());
+        assert!(parse(&[0xff; 64]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! The bounded edges between stages and the messages that travel on them.
+//!
+//! An [`Edge`] is an actor address plus a fixed number of slots. A producer
+//! takes a slot before it hands a message over and the slot travels with the
+//! message until the next stage has passed it on (or committed it). When every
+//! slot is taken the producer waits: a full pipeline slows the mailboxes down
+//! and never drops mail. The slots are the bound, not actix's mailbox (a
+//! `SyncArbiter` forwards into an unbounded queue), which is why delivery
+//! after taking a slot may use `do_send`.
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Handler, Message, Recipient};
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{config::MailboxConfig, store::Source, telemetry};
+
+/// A taken slot of an edge; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    edge: &'static str,
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit is released after this body; count it as free already.
+        let depth = self.capacity - self.semaphore.available_permits() - 1;
+        telemetry::queue_depth(self.edge, depth);
+    }
+}
+
+/// A bounded edge into actor `A`.
+pub struct Edge<A: Actor> {
+    addr: Addr<A>,
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+    name: &'static str,
+}
+
+impl<A: Actor> Clone for Edge<A> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            semaphore: self.semaphore.clone(),
+            capacity: self.capacity,
+            name: self.name,
+        }
+    }
+}
+
+impl<A: Actor> Edge<A> {
+    /// An edge named `name` (a metric label) with `capacity` slots.
+    pub fn new(name: &'static str, addr: Addr<A>, capacity: usize) -> Self {
+        telemetry::queue_capacity(name, capacity);
+        Self {
+            addr,
+            semaphore: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            name,
+        }
+    }
+
+    fn slot(&self, permit: OwnedSemaphorePermit) -> Slot {
+        telemetry::queue_depth(self.name, self.depth());
+        Slot {
+            _permit: permit,
+            edge: self.name,
+            semaphore: self.semaphore.clone(),
+            capacity: self.capacity,
+        }
+    }
+
+    /// Messages currently on the edge (taken slots).
+    pub fn depth(&self) -> usize {
+        self.capacity - self.semaphore.available_permits()
+    }
+
+    /// Whether every slot is free: nothing is in flight on this edge.
+    pub fn is_empty(&self) -> bool {
+        self.depth() == 0
+    }
+
+    /// Waits for a slot, then delivers `make(slot)`.
+    pub async fn push<M>(&self, make: impl FnOnce(Slot) -> M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        A: Handler<M>,
+        A::Context: actix::dev::ToEnvelope<A, M>,
+    {
+        // The semaphore is never closed, so acquiring only waits.
+        if let Ok(permit) = self.semaphore.clone().acquire_owned().await {
+            self.addr.do_send(make(self.slot(permit)));
+        }
+    }
+
+    /// [`push`](Self::push) from a blocking thread (a parser): blocks the
+    /// calling thread while the edge is full.
+    pub fn push_blocking<M>(&self, make: impl FnOnce(Slot) -> M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        A: Handler<M>,
+        A::Context: actix::dev::ToEnvelope<A, M>,
+    {
+        if let Ok(permit) = futures::executor::block_on(self.semaphore.clone().acquire_owned()) {
+            self.addr.do_send(make(self.slot(permit)));
+        }
+    }
+}
+
+/// What a mailbox fetched: the raw bytes, or why they were not downloaded.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// The full message as the server sent it.
+    Raw(Bytes),
+    /// Larger than `max_message_bytes`: not downloaded.
+    TooLarge {
+        /// RFC822.SIZE as the server reported it.
+        size: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+}
+
+/// One fetched message on its way to the writer.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Mailbox, folder, UIDVALIDITY and UID.
+    pub source: Source,
+    /// The UID fetched just before this one in the same session (or the
+    /// checkpoint it started from): the writer advances the checkpoint
+    /// along these links only once every earlier message is committed.
+    pub after: u32,
+    /// The message.
+    pub body: Body,
+    /// The mailbox's settings (filter and ticket mapping).
+    pub mailbox: Arc<MailboxConfig>,
+    /// Told when a commit advances this folder's checkpoint.
+    pub committed: Recipient<Committed>,
+}
+
+/// Sent to a mailbox after a commit advanced one of its checkpoints.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Committed {
+    /// Folder whose checkpoint moved.
+    pub folder: String,
+    /// UIDVALIDITY of the checkpoint.
+    pub uidvalidity: u32,
+    /// The new watermark.
+    pub uid: u32,
+}

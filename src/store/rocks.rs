@@ -1,0 +1,223 @@
+//! The embedded RocksDB backend: one column family per record kind, one
+//! synced `WriteBatch` per group commit. The only file that names `rocksdb`.
+
+use std::path::Path;
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{
+    Change, Checkpoint, CommitBatch, Counters, Entry, Outcome, Rejection, Source, Store,
+    StoreError, Ticket,
+};
+
+const TICKETS: &str = "tickets";
+const ENTRIES: &str = "entries";
+const MSGID: &str = "msgid";
+const UIDS: &str = "uids";
+const CHECKPOINTS: &str = "checkpoints";
+const BLOBS: &str = "blobs";
+const REJECTIONS: &str = "rejections";
+const CHANGES: &str = "changes";
+const META: &str = "meta";
+const FAMILIES: [&str; 9] = [
+    TICKETS,
+    ENTRIES,
+    MSGID,
+    UIDS,
+    CHECKPOINTS,
+    BLOBS,
+    REJECTIONS,
+    CHANGES,
+    META,
+];
+const COUNTERS_KEY: &[u8] = b"counters";
+
+/// The RocksDB-backed [`Store`].
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every family in FAMILIES is created at open, so this cannot miss.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} was created at open"))
+    }
+
+    fn get<T: DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get_cf(self.cf(cf), key).map_err(io)? {
+            None => Ok(None),
+            Some(v) => decode(&v).map(Some),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(
+        &self,
+        cf: &str,
+        from: &[u8],
+        prefix: &[u8],
+        mut keep: impl FnMut(&T) -> bool,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(cf), IteratorMode::From(from, Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(io)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            let value: T = decode(&v)?;
+            if keep(&value) {
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn io(e: rocksdb::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our records are plain data; serialising them cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn checkpoint_key(mailbox: &str, folder: &str) -> Vec<u8> {
+    [mailbox.as_bytes(), b"\0", folder.as_bytes()].concat()
+}
+
+fn uid_key(s: &Source) -> Vec<u8> {
+    let mut k = checkpoint_key(&s.mailbox, &s.folder);
+    k.push(0);
+    k.extend(s.uidvalidity.to_be_bytes());
+    k.extend(s.uid.to_be_bytes());
+    k
+}
+
+fn entry_key(ticket: u64, seq: u32) -> Vec<u8> {
+    [&ticket.to_be_bytes()[..], &seq.to_be_bytes()[..]].concat()
+}
+
+impl Store for RocksStore {
+    fn commit(&self, b: CommitBatch) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for t in &b.tickets {
+            wb.put_cf(self.cf(TICKETS), t.id.to_be_bytes(), encode(t));
+        }
+        for e in &b.entries {
+            wb.put_cf(self.cf(ENTRIES), entry_key(e.ticket, e.seq), encode(e));
+        }
+        for (mid, ticket) in &b.message_ids {
+            wb.put_cf(self.cf(MSGID), mid.as_bytes(), ticket.to_be_bytes());
+        }
+        for (src, outcome) in &b.outcomes {
+            wb.put_cf(self.cf(UIDS), uid_key(src), encode(outcome));
+        }
+        for (hash, bytes) in &b.blobs {
+            wb.put_cf(self.cf(BLOBS), hash.as_bytes(), bytes);
+        }
+        for r in &b.rejections {
+            wb.put_cf(self.cf(REJECTIONS), r.id.to_be_bytes(), encode(r));
+        }
+        for c in &b.changes {
+            wb.put_cf(self.cf(CHANGES), c.seq.to_be_bytes(), encode(c));
+        }
+        for (mailbox, folder, cp) in &b.checkpoints {
+            wb.put_cf(
+                self.cf(CHECKPOINTS),
+                checkpoint_key(mailbox, folder),
+                encode(cp),
+            );
+        }
+        wb.put_cf(self.cf(META), COUNTERS_KEY, encode(&b.counters));
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(io)
+    }
+
+    fn counters(&self) -> Result<Counters, StoreError> {
+        Ok(self.get(META, COUNTERS_KEY)?.unwrap_or_default())
+    }
+
+    fn checkpoint(&self, mailbox: &str, folder: &str) -> Result<Option<Checkpoint>, StoreError> {
+        self.get(CHECKPOINTS, &checkpoint_key(mailbox, folder))
+    }
+
+    fn outcome(&self, source: &Source) -> Result<Option<Outcome>, StoreError> {
+        self.get(UIDS, &uid_key(source))
+    }
+
+    fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+        let v = self
+            .db
+            .get_cf(self.cf(MSGID), message_id.as_bytes())
+            .map_err(io)?;
+        Ok(v.and_then(|b| {
+            <[u8; 8]>::try_from(b.as_slice())
+                .ok()
+                .map(u64::from_be_bytes)
+        }))
+    }
+
+    fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
+        self.get(TICKETS, &id.to_be_bytes())
+    }
+
+    fn entries(&self, ticket: u64) -> Result<Vec<Entry>, StoreError> {
+        let prefix = ticket.to_be_bytes();
+        self.scan(ENTRIES, &prefix, &prefix, |_| true, usize::MAX)
+    }
+
+    fn changes(
+        &self,
+        after: u64,
+        limit: usize,
+        mailbox: Option<&str>,
+    ) -> Result<Vec<Change>, StoreError> {
+        let from = after.saturating_add(1).to_be_bytes();
+        self.scan(
+            CHANGES,
+            &from,
+            &[],
+            |c: &Change| mailbox.is_none_or(|m| c.mailbox == m),
+            limit,
+        )
+    }
+
+    fn rejections(&self, after: u64, limit: usize) -> Result<Vec<Rejection>, StoreError> {
+        let from = after.saturating_add(1).to_be_bytes();
+        self.scan(REJECTIONS, &from, &[], |_| true, limit)
+    }
+
+    fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(self.cf(BLOBS), sha256.as_bytes())
+            .map_err(io)
+    }
+}

@@ -1,0 +1,127 @@
+//! Metrics: every metric name lives here, recorded through the `metrics`
+//! facade into a `prometheus` registry that `/metrics` serves. Labels are
+//! bounded (state, edge, outcome, error code); never a mailbox id.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+use crate::write::BatchCounts;
+
+/// Messages downloaded from IMAP (or skipped as too large).
+pub const MESSAGES_FETCHED: &str = "mailgate_messages_fetched_total";
+/// Messages through the parse stage.
+pub const MESSAGES_PARSED: &str = "mailgate_messages_parsed_total";
+/// Messages committed, by outcome (ticket, reply, duplicate, rejected, replay).
+pub const MESSAGES_COMMITTED: &str = "mailgate_messages_committed_total";
+/// Messages recorded as rejected.
+pub const MESSAGES_REJECTED: &str = "mailgate_messages_rejected_total";
+/// Messages on each pipeline edge.
+pub const QUEUE_DEPTH: &str = "mailgate_pipeline_queue_depth";
+/// Slots of each pipeline edge.
+pub const QUEUE_CAPACITY: &str = "mailgate_pipeline_queue_capacity";
+/// Mailboxes by lifecycle state.
+pub const MAILBOXES: &str = "mailgate_mailboxes";
+/// Group-commit duration.
+pub const COMMIT_SECONDS: &str = "mailgate_commit_duration_seconds";
+/// Group commits that failed and were retried.
+pub const COMMIT_FAILURES: &str = "mailgate_commit_failures_total";
+/// Mailbox session failures by error code.
+pub const MAILBOX_ERRORS: &str = "mailgate_mailbox_errors_total";
+
+/// Installs the recorder (once per process) and describes every metric.
+pub fn install() {
+    // A second install (tests starting several gateways) keeps the first.
+    let _ = metrics_prometheus::try_install();
+    describe_counter!(
+        MESSAGES_FETCHED,
+        "Messages fetched from IMAP, including ones too large to download."
+    );
+    describe_counter!(MESSAGES_PARSED, "Messages through the parse stage.");
+    describe_counter!(
+        MESSAGES_COMMITTED,
+        "Messages committed to the store, by outcome."
+    );
+    describe_counter!(
+        MESSAGES_REJECTED,
+        "Messages recorded as rejected instead of becoming tickets."
+    );
+    describe_gauge!(QUEUE_DEPTH, "Messages currently on each pipeline edge.");
+    describe_gauge!(QUEUE_CAPACITY, "Capacity of each pipeline edge.");
+    describe_gauge!(MAILBOXES, "Mailboxes by lifecycle state.");
+    describe_histogram!(
+        COMMIT_SECONDS,
+        "Duration of one group commit (write batch, synced)."
+    );
+    describe_counter!(
+        COMMIT_FAILURES,
+        "Group commits that failed and are retried."
+    );
+    describe_counter!(MAILBOX_ERRORS, "Mailbox session failures by error code.");
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::default_registry().gather())
+        .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+}
+
+/// One message fetched (or sized and skipped).
+pub fn fetched() {
+    counter!(MESSAGES_FETCHED).increment(1);
+}
+
+/// One message parsed and decided.
+pub fn parsed() {
+    counter!(MESSAGES_PARSED).increment(1);
+}
+
+/// One group commit succeeded.
+pub fn committed(c: &BatchCounts, took: Duration) {
+    for (outcome, n) in [
+        ("ticket", c.tickets),
+        ("reply", c.replies),
+        ("duplicate", c.duplicates),
+        ("rejected", c.rejections),
+        ("replay", c.replays),
+    ] {
+        if n > 0 {
+            counter!(MESSAGES_COMMITTED, "outcome" => outcome).increment(n);
+        }
+    }
+    if c.rejections > 0 {
+        counter!(MESSAGES_REJECTED).increment(c.rejections);
+    }
+    histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
+}
+
+/// One group commit failed.
+pub fn commit_failed() {
+    counter!(COMMIT_FAILURES).increment(1);
+}
+
+/// The depth of an edge changed.
+pub fn queue_depth(edge: &'static str, depth: usize) {
+    gauge!(QUEUE_DEPTH, "edge" => edge).set(depth as f64);
+}
+
+/// An edge was created.
+pub fn queue_capacity(edge: &'static str, capacity: usize) {
+    gauge!(QUEUE_CAPACITY, "edge" => edge).set(capacity as f64);
+}
+
+/// A mailbox moved from one state to another (`None`: it appeared or went away).
+pub fn mailbox_state(from: Option<&'static str>, to: Option<&'static str>) {
+    if let Some(f) = from {
+        gauge!(MAILBOXES, "state" => f).decrement(1.0);
+    }
+    if let Some(t) = to {
+        gauge!(MAILBOXES, "state" => t).increment(1.0);
+    }
+}
+
+/// A mailbox session failed with `code`.
+pub fn mailbox_error(code: &'static str) {
+    counter!(MAILBOX_ERRORS, "code" => code).increment(1);
+}

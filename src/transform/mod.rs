@@ -1,0 +1,147 @@
+//! Filter and ticket mapping: pure functions from a parsed message and its
+//! mailbox's rules to a [`Decision`]. No IO, so every rule is unit-tested.
+
+use crate::{
+    config::MailboxConfig,
+    parse::{ParseError, Parsed},
+    store::{Importance, MessageContent},
+};
+
+/// What the writer should do with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Becomes a ticket, or an entry of the ticket it replies to.
+    Accept {
+        /// Decoded content.
+        content: MessageContent,
+        /// Message-IDs it replies to, most specific first.
+        replies_to: Vec<String>,
+        /// Priority for a new ticket.
+        priority: String,
+    },
+    /// Recorded as a rejection.
+    Reject(Reject),
+}
+
+/// Why a message does not become a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Stable code.
+    pub code: &'static str,
+    /// Operator-facing reason.
+    pub reason: String,
+    /// What could be read of the message.
+    pub content: Option<MessageContent>,
+}
+
+/// Applies the mailbox's filter and mapping to a parse result.
+pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> Decision {
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return Decision::Reject(Reject {
+                code: "message_unparseable",
+                reason: format!("{}; the raw message is kept for inspection", e.0),
+                content: None,
+            })
+        }
+    };
+    let sender = parsed.content.from.address.clone().unwrap_or_default();
+    let reject = |code, reason: String| {
+        Decision::Reject(Reject {
+            code,
+            reason,
+            content: Some(parsed.content.clone()),
+        })
+    };
+    if !sender.is_empty() && mailbox.own_addresses().contains(&sender) {
+        return reject(
+            "mail_loop",
+            format!("sent from the mailbox's own address {sender}; not turned into a ticket to avoid a loop"),
+        );
+    }
+    if mailbox.exclude_auto_replies {
+        if let Some(why) = &parsed.auto_reply {
+            return reject(
+                "auto_reply",
+                format!("automatic reply ({why}); set exclude_auto_replies = false to keep these"),
+            );
+        }
+    }
+    if !mailbox.allowed_domains.is_empty() {
+        let domain = sender.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        let allowed = mailbox
+            .allowed_domains
+            .iter()
+            .any(|d| domain == d || domain.ends_with(&format!(".{d}")));
+        if !allowed {
+            return reject(
+                "sender_domain_not_allowed",
+                format!("sender domain {domain:?} is not in allowed_domains"),
+            );
+        }
+    }
+    let priority = match (parsed.content.importance, mailbox.ticket.priority.as_str()) {
+        (Importance::High, "low" | "medium") => "high".to_owned(),
+        (_, p) => p.to_owned(),
+    };
+    Decision::Accept {
+        content: parsed.content,
+        replies_to: parsed.replies_to,
+        priority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::from_toml, parse::parse};
+    use std::path::Path;
+
+    fn mailbox(extra: &str) -> MailboxConfig {
+        let text = format!(
+            "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n{extra}"
+        );
+        from_toml(&text, Path::new("/tmp"))
+            .unwrap()
+            .mailboxes
+            .remove(0)
+    }
+
+    fn code(d: &Decision) -> &str {
+        match d {
+            Decision::Accept { .. } => "accept",
+            Decision::Reject(r) => r.code,
+        }
+    }
+
+    #[test]
+    fn rules_in_order() {
+        let plain = b"From: c@client.test\r\nSubject: hi\r\n\r\nx";
+        let auto = b"From: c@client.test\r\nAuto-Submitted: auto-replied\r\n\r\nx";
+        let own = b"From: Support@Acme.test\r\n\r\nx";
+        let m = mailbox("");
+        assert_eq!(code(&decide(parse(plain), &m)), "accept");
+        assert_eq!(code(&decide(parse(auto), &m)), "auto_reply");
+        assert_eq!(code(&decide(parse(own), &m)), "mail_loop");
+        assert_eq!(code(&decide(parse(b""), &m)), "message_unparseable");
+        let keep_auto = mailbox("exclude_auto_replies = false");
+        assert_eq!(code(&decide(parse(auto), &keep_auto)), "accept");
+        let only = mailbox("allowed_domains = [\"partner.test\"]");
+        assert_eq!(
+            code(&decide(parse(plain), &only)),
+            "sender_domain_not_allowed"
+        );
+        let sub = b"From: c@eu.partner.test\r\n\r\nx";
+        assert_eq!(code(&decide(parse(sub), &only)), "accept");
+    }
+
+    #[test]
+    fn high_importance_raises_priority() {
+        let urgent = b"From: c@client.test\r\nX-Priority: 1\r\n\r\nx";
+        match decide(parse(urgent), &mailbox("")) {
+            Decision::Accept { priority, .. } => assert_eq!(priority, "high"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

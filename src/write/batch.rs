@@ -1,0 +1,284 @@
+//! Builds one group commit from decided messages: deduplication by UID and
+//! Message-ID, threading replies onto their ticket, id allocation and the
+//! checkpoints that the batch lets advance. Ids and watermarks are staged
+//! until the commit is confirmed, so a failed commit changes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use actix::Recipient;
+use chrono::Utc;
+
+use super::{Watermark, WriteJob};
+use crate::{
+    pipeline::{Body, Committed},
+    store::{
+        Change, Checkpoint, CommitBatch, Counters, Entry, Outcome, Rejection, Source, Store,
+        StoreError, Ticket, SCHEMA_VERSION,
+    },
+    transform::Decision,
+};
+
+/// What one batch did, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// New tickets.
+    pub tickets: u64,
+    /// Entries added to existing tickets (replies).
+    pub replies: u64,
+    /// Messages whose Message-ID was already known.
+    pub duplicates: u64,
+    /// Messages recorded as rejected.
+    pub rejections: u64,
+    /// Messages already committed earlier (replays after a crash or reconnect).
+    pub replays: u64,
+}
+
+/// A checkpoint notice for one mailbox.
+pub type Ack = (Recipient<Committed>, Committed);
+
+type FolderKey = (String, String);
+
+/// Turns pending jobs into a [`CommitBatch`]; keeps ids and watermarks.
+pub struct BatchBuilder {
+    counters: Counters,
+    marks: HashMap<FolderKey, Watermark>,
+    staged: Option<(Counters, HashMap<FolderKey, Watermark>)>,
+}
+
+impl BatchBuilder {
+    /// Starts from the committed counters.
+    pub fn new(counters: Counters) -> Self {
+        Self {
+            counters,
+            marks: HashMap::new(),
+            staged: None,
+        }
+    }
+
+    /// Makes the last built batch's ids and watermarks current.
+    pub fn confirm(&mut self) {
+        if let Some((counters, marks)) = self.staged.take() {
+            self.counters = counters;
+            self.marks.extend(marks);
+        }
+    }
+
+    /// Forgets the last built batch.
+    pub fn abort(&mut self) {
+        self.staged = None;
+    }
+
+    fn watermark<'a>(
+        &self,
+        store: &dyn Store,
+        staged: &'a mut HashMap<FolderKey, Watermark>,
+        src: &Source,
+    ) -> Result<&'a mut Watermark, StoreError> {
+        let key = (src.mailbox.clone(), src.folder.clone());
+        if !staged.contains_key(&key) {
+            let mark = match self.marks.get(&key) {
+                Some(m) => m.clone(),
+                None => match store.checkpoint(&src.mailbox, &src.folder)? {
+                    Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
+                    None => Watermark::new(src.uidvalidity, 0),
+                },
+            };
+            staged.insert(key.clone(), mark);
+        }
+        Ok(staged.entry(key).or_insert_with(|| Watermark::new(0, 0)))
+    }
+
+    /// Builds the batch for `jobs` and the checkpoint notices to send after it commits.
+    pub fn build(
+        &mut self,
+        store: &dyn Store,
+        jobs: &[WriteJob],
+    ) -> Result<(CommitBatch, Vec<Ack>, BatchCounts), StoreError> {
+        let now = Utc::now();
+        let mut c = self.counters;
+        let mut marks = HashMap::new();
+        let mut batch = CommitBatch::default();
+        let mut counts = BatchCounts::default();
+        let mut seen: HashSet<&Source> = HashSet::new();
+        let mut msgids: HashMap<String, u64> = HashMap::new();
+        let mut tickets: HashMap<u64, Ticket> = HashMap::new();
+        let mut recipients: HashMap<FolderKey, &Recipient<Committed>> = HashMap::new();
+
+        for job in jobs {
+            let f = &job.fetched;
+            let src = &f.source;
+            self.watermark(store, &mut marks, src)?
+                .commit(src.uidvalidity, f.after, src.uid);
+            recipients.insert((src.mailbox.clone(), src.folder.clone()), &f.committed);
+            if !seen.insert(src) || store.outcome(src)?.is_some() {
+                counts.replays += 1;
+                continue;
+            }
+            let raw = match &f.body {
+                Body::Raw(b) => Some(b.clone()),
+                Body::TooLarge { .. } => None,
+            };
+            let size = match &f.body {
+                Body::Raw(b) => b.len() as u64,
+                Body::TooLarge { size, .. } => u64::from(*size),
+            };
+            let sha = |content: Option<&crate::store::MessageContent>| {
+                content
+                    .map(|c| c.raw_sha256.clone())
+                    .or_else(|| raw.as_ref().map(|r| crate::parse::sha256_hex(r)))
+            };
+            match &job.decision {
+                Decision::Reject(r) => {
+                    c.rejection += 1;
+                    let raw_sha256 = sha(r.content.as_ref());
+                    if let (Some(h), Some(bytes)) = (&raw_sha256, &raw) {
+                        batch.blobs.push((h.clone(), bytes.clone()));
+                    }
+                    batch.rejections.push(Rejection {
+                        v: SCHEMA_VERSION,
+                        id: c.rejection,
+                        source: src.clone(),
+                        code: r.code.to_owned(),
+                        reason: r.reason.clone(),
+                        message_id: r.content.as_ref().map(|m| m.message_id.clone()),
+                        from: r.content.as_ref().and_then(|m| m.from.address.clone()),
+                        subject: r.content.as_ref().map(|m| m.subject.clone()),
+                        size,
+                        raw_sha256,
+                        at: now,
+                    });
+                    batch.outcomes.push((
+                        src.clone(),
+                        Outcome::Rejected {
+                            rejection: c.rejection,
+                        },
+                    ));
+                    counts.rejections += 1;
+                }
+                Decision::Accept {
+                    content,
+                    replies_to,
+                    priority,
+                } => {
+                    let known = |id: &str| -> Result<Option<u64>, StoreError> {
+                        match msgids.get(id) {
+                            Some(t) => Ok(Some(*t)),
+                            None => store.ticket_for_message_id(id),
+                        }
+                    };
+                    if let Some(ticket) = known(&content.message_id)? {
+                        batch
+                            .outcomes
+                            .push((src.clone(), Outcome::Duplicate { ticket }));
+                        counts.duplicates += 1;
+                        continue;
+                    }
+                    let mut parent = None;
+                    for id in replies_to {
+                        if let Some(t) = known(id)? {
+                            parent = Some(t);
+                            break;
+                        }
+                    }
+                    let ticket = match parent {
+                        Some(id) => match tickets.remove(&id) {
+                            Some(t) => Some(t),
+                            None => store.ticket(id)?,
+                        },
+                        None => None,
+                    };
+                    let mut ticket = match ticket {
+                        Some(t) => {
+                            counts.replies += 1;
+                            t
+                        }
+                        None => {
+                            c.ticket += 1;
+                            counts.tickets += 1;
+                            Ticket {
+                                v: SCHEMA_VERSION,
+                                id: c.ticket,
+                                mailbox: src.mailbox.clone(),
+                                subject: content.subject.clone(),
+                                requester: content.from.clone(),
+                                priority: priority.clone(),
+                                group: f.mailbox.ticket.group.clone(),
+                                kind: f.mailbox.ticket.kind.clone(),
+                                tags: f.mailbox.ticket.tags.clone(),
+                                created_at: now,
+                                updated_at: now,
+                                entries: 0,
+                            }
+                        }
+                    };
+                    let seq = ticket.entries;
+                    ticket.entries += 1;
+                    ticket.updated_at = now;
+                    if let Some(bytes) = &raw {
+                        batch
+                            .blobs
+                            .push((content.raw_sha256.clone(), bytes.clone()));
+                    }
+                    batch.entries.push(Entry {
+                        v: SCHEMA_VERSION,
+                        ticket: ticket.id,
+                        seq,
+                        source: src.clone(),
+                        content: content.clone(),
+                        received_at: now,
+                    });
+                    msgids.insert(content.message_id.clone(), ticket.id);
+                    batch
+                        .message_ids
+                        .push((content.message_id.clone(), ticket.id));
+                    batch.outcomes.push((
+                        src.clone(),
+                        Outcome::Entry {
+                            ticket: ticket.id,
+                            seq,
+                        },
+                    ));
+                    c.change += 1;
+                    batch.changes.push(Change {
+                        seq: c.change,
+                        ticket: ticket.id,
+                        mailbox: ticket.mailbox.clone(),
+                    });
+                    tickets.insert(ticket.id, ticket);
+                }
+            }
+        }
+
+        let mut acks = Vec::new();
+        for (key, mark) in &marks {
+            let before = self.marks.get(key).map(|m| (m.uidvalidity(), m.uid()));
+            if before == Some((mark.uidvalidity(), mark.uid())) || mark.uid() == 0 {
+                continue;
+            }
+            let (mailbox, folder) = key.clone();
+            batch.checkpoints.push((
+                mailbox,
+                folder.clone(),
+                Checkpoint {
+                    v: SCHEMA_VERSION,
+                    uidvalidity: mark.uidvalidity(),
+                    uid: mark.uid(),
+                },
+            ));
+            if let Some(r) = recipients.get(key) {
+                acks.push((
+                    (*r).clone(),
+                    Committed {
+                        folder,
+                        uidvalidity: mark.uidvalidity(),
+                        uid: mark.uid(),
+                    },
+                ));
+            }
+        }
+        batch.tickets = tickets.into_values().collect();
+        batch.counters = c;
+        self.staged = Some((c, marks));
+        Ok((batch, acks, counts))
+    }
+}

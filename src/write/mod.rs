@@ -1,0 +1,125 @@
+//! Write stage: the ticket writer groups decided messages into one RocksDB
+//! write batch (tickets, entries, indexes, blobs, rejections, change feed and
+//! checkpoints together), commits it, then tells each mailbox how far its
+//! checkpoint moved. It runs on an arbiter thread of its own, so its blocking
+//! commits never stall mailbox IO.
+
+mod batch;
+mod watermark;
+
+use std::{sync::Arc, time::Duration, time::Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
+
+pub use batch::{BatchBuilder, BatchCounts};
+pub use watermark::Watermark;
+
+use crate::{
+    pipeline::{Fetched, Slot},
+    store::{Counters, Store},
+    telemetry,
+    transform::Decision,
+};
+
+/// How long a failed commit waits before it is tried again.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
+/// A decided message on the parser → writer edge.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WriteJob {
+    /// The message as fetched.
+    pub fetched: Fetched,
+    /// What to make of it.
+    pub decision: Decision,
+    /// Its slot on the edge, freed after the commit.
+    pub slot: Slot,
+}
+
+/// Asks the writer to commit what it holds and stop (shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// The group-committing ticket writer.
+pub struct Writer {
+    store: Arc<dyn Store>,
+    builder: BatchBuilder,
+    pending: Vec<WriteJob>,
+    max_batch: usize,
+    flush_scheduled: bool,
+}
+
+impl Writer {
+    /// A writer over `store`, committing at most `max_batch` messages at once.
+    pub fn new(store: Arc<dyn Store>, counters: Counters, max_batch: usize) -> Self {
+        Self {
+            builder: BatchBuilder::new(counters),
+            store,
+            pending: Vec::new(),
+            max_batch,
+            flush_scheduled: false,
+        }
+    }
+
+    /// Commits everything pending. On a store error the jobs stay pending
+    /// (their slots keep the edge full, so mailboxes wait) and are retried.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        if self.pending.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let built = self.builder.build(&*self.store, &self.pending);
+        let result = built
+            .and_then(|(batch, acks, counts)| self.store.commit(batch).map(|_| (acks, counts)));
+        match result {
+            Ok((acks, counts)) => {
+                self.builder.confirm();
+                telemetry::committed(&counts, started.elapsed());
+                for (recipient, committed) in acks {
+                    recipient.do_send(committed);
+                }
+                self.pending.clear();
+            }
+            Err(e) => {
+                self.builder.abort();
+                telemetry::commit_failed();
+                tracing::error!(error = %e, pending = self.pending.len(), "commit failed; retrying");
+                self.flush_scheduled = true;
+                ctx.run_later(COMMIT_RETRY, |w, ctx| w.flush(ctx));
+            }
+        }
+    }
+}
+
+impl Actor for Writer {
+    type Context = Context<Self>;
+}
+
+impl Handler<WriteJob> for Writer {
+    type Result = ();
+
+    fn handle(&mut self, job: WriteJob, ctx: &mut Context<Self>) {
+        self.pending.push(job);
+        if self.pending.len() >= self.max_batch {
+            self.flush(ctx);
+        } else if !self.flush_scheduled {
+            // Runs once the jobs already queued have been taken in: the batch
+            // grows with the load, and a lone message commits at once.
+            self.flush_scheduled = true;
+            ctx.run_later(Duration::ZERO, |w, ctx| w.flush(ctx));
+        }
+    }
+}
+
+impl Handler<Flush> for Writer {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+        if self.pending.is_empty() {
+            ctx.stop();
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Inbound end to end against a real Dovecot: IDLE push, catch-up on start,
+//! deduplication, sync start date, oversized mail, reconnects and TLS.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    time::{Duration, SystemTime},
+};
+
+use serde_json::Value;
+use support::{eventually, mail, mailbox, users, Dovecot, DovecotOptions, Gateway};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn subjects(tickets: &[Value]) -> Vec<String> {
+    let mut s: Vec<String> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    s.sort();
+    s
+}
+
+/// Waits until mailbox `id`'s INBOX checkpoint reaches `uid`: every message up
+/// to it is committed, so counting tickets afterwards is exact.
+fn wait_for_checkpoint(g: &Gateway, id: &str, uid: u64) {
+    eventually(&format!("{id} checkpoint at {uid}"), WAIT, || {
+        g.json(&format!("/api/mailboxes/{id}"))["checkpoint"]["INBOX"]["uid"].as_u64() == Some(uid)
+    });
+}
+
+#[test]
+fn idle_push_reaches_twenty_mailboxes_without_polling() {
+    let accounts = users("idle", 20);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let boxes: String = accounts
+        .iter()
+        .map(|(u, _)| mailbox(u, &dovecot, u, ""))
+        .collect();
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    for (u, _) in &accounts {
+        g.wait_for_state(u, "idle", WAIT);
+    }
+    for (i, (u, _)) in accounts.iter().enumerate() {
+        dovecot.deliver(
+            u,
+            &mail::simple(&format!("push-{i}@client.test"), &format!("push {i}")),
+            None,
+        );
+    }
+    for (u, _) in &accounts {
+        let t = g.wait_for_tickets(Some(u), 1, WAIT);
+        assert_eq!(t.len(), 1, "{u}: {t:?}");
+    }
+    assert_eq!(g.tickets(None).len(), 20);
+    let view = g.json("/api/mailboxes/idle0");
+    assert_eq!(view["state"], "idle");
+    assert_eq!(view["checkpoint"]["INBOX"]["uid"], 1);
+    let metrics = g.metrics();
+    assert!(
+        metrics.contains("mailgate_mailboxes{state=\"idle\"} 20"),
+        "{metrics}"
+    );
+    // One login per mailbox: the mail arrived by IDLE push on the session
+    // that was already open, not by reconnecting or re-selecting to poll.
+    // Stopping Dovecot first makes its log complete.
+    dovecot.stop();
+    for (u, _) in &accounts {
+        assert_eq!(
+            dovecot.logins(u),
+            1,
+            "{u} logged in again:\n{}",
+            dovecot.log()
+        );
+    }
+}
+
+#[test]
+fn mail_that_arrives_while_stopped_is_picked_up_once() {
+    let accounts = users("stopped", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        dovecot.deliver(
+            "stopped0",
+            &mail::simple(&format!("s{i}@c.test"), &format!("before {i}")),
+            None,
+        );
+    }
+    let boxes = mailbox("m", &dovecot, "stopped0", "");
+    let mut g = Gateway::start(&data.path().join("store"), "", &boxes);
+    wait_for_checkpoint(&g, "m", 5);
+    assert!(g.stop(), "clean shutdown:\n{}", g.log());
+    for i in 5..10 {
+        dovecot.deliver(
+            "stopped0",
+            &mail::simple(&format!("s{i}@c.test"), &format!("while stopped {i}")),
+            None,
+        );
+    }
+    g.restart();
+    wait_for_checkpoint(&g, "m", 10);
+    let tickets = g.tickets(None);
+    assert_eq!(tickets.len(), 10, "{:?}", subjects(&tickets));
+    assert_eq!(
+        subjects(&tickets).into_iter().collect::<HashSet<_>>().len(),
+        10
+    );
+    assert!(g.log().contains("stopped"), "shutdown was logged");
+}
+
+#[test]
+fn same_message_id_in_two_mailboxes_is_one_ticket() {
+    let accounts = users("dup", 2);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let raw = mail::simple("shared@client.test", "cc'd to both");
+    dovecot.deliver("dup0", &raw, None);
+    dovecot.deliver("dup1", &raw, None);
+    let boxes = mailbox("a", &dovecot, "dup0", "") + &mailbox("b", &dovecot, "dup1", "");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    wait_for_checkpoint(&g, "a", 1);
+    wait_for_checkpoint(&g, "b", 1);
+    let tickets = g.tickets(None);
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let metrics = g.metrics();
+    assert!(
+        metrics.contains("mailgate_messages_committed_total{outcome=\"duplicate\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sync_start_date_excludes_older_mail_on_first_run() {
+    let accounts = users("since", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800); // 2020-01-01
+    for i in 0..3 {
+        dovecot.deliver(
+            "since0",
+            &mail::simple(&format!("old{i}@c.test"), &format!("old {i}")),
+            Some(old),
+        );
+    }
+    for i in 0..2 {
+        dovecot.deliver(
+            "since0",
+            &mail::simple(&format!("new{i}@c.test"), &format!("new {i}")),
+            None,
+        );
+    }
+    let boxes = mailbox("m", &dovecot, "since0", "sync_start_date = \"2024-01-01\"");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    wait_for_checkpoint(&g, "m", 5);
+    assert_eq!(subjects(&g.tickets(None)), vec!["new 0", "new 1"]);
+}
+
+#[test]
+fn oversized_message_is_rejected_and_the_mailbox_goes_on() {
+    let accounts = users("big", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    dovecot.deliver("big0", &mail::simple("a@c.test", "small before"), None);
+    dovecot.deliver("big0", &mail::sized("huge@c.test", 300_000), None);
+    dovecot.deliver("big0", &mail::simple("b@c.test", "small after"), None);
+    let boxes = mailbox("m", &dovecot, "big0", "");
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "max_message_bytes = 100000",
+        &boxes,
+    );
+    wait_for_checkpoint(&g, "m", 3);
+    assert_eq!(
+        subjects(&g.tickets(None)),
+        vec!["small after", "small before"]
+    );
+    let rejections = g.rejections();
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
+    assert_eq!(rejections[0]["code"], "message_too_large");
+    assert_eq!(rejections[0]["source"]["uid"], 2);
+    assert!(rejections[0]["size"].as_u64().unwrap() >= 300_000);
+    // Still alive: new mail keeps coming in.
+    dovecot.deliver("big0", &mail::simple("c@c.test", "later"), None);
+    g.wait_for_tickets(None, 3, WAIT);
+}
+
+#[test]
+fn reconnects_after_the_server_restarts_without_loss_or_duplicates() {
+    let accounts = users("drop", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        dovecot.deliver(
+            "drop0",
+            &mail::simple(&format!("d{i}@c.test"), &format!("first {i}")),
+            None,
+        );
+    }
+    let boxes = mailbox("m", &dovecot, "drop0", "");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    wait_for_checkpoint(&g, "m", 3);
+    g.wait_for_state("m", "idle", WAIT);
+    dovecot.stop();
+    eventually("the drop to be noticed", WAIT, || {
+        let v = g.json("/api/mailboxes/m");
+        v["state"] == "backoff" || v["state"] == "connecting"
+    });
+    for i in 3..6 {
+        dovecot.deliver(
+            "drop0",
+            &mail::simple(&format!("d{i}@c.test"), &format!("during outage {i}")),
+            None,
+        );
+    }
+    dovecot.restart();
+    wait_for_checkpoint(&g, "m", 6);
+    let tickets = g.tickets(None);
+    assert_eq!(tickets.len(), 6, "{:?}", subjects(&tickets));
+    assert_eq!(
+        subjects(&tickets).into_iter().collect::<HashSet<_>>().len(),
+        6
+    );
+    assert!(dovecot.logins("drop0") >= 2);
+    let view = g.json("/api/mailboxes/m");
+    assert_eq!(view["state"], "idle");
+    assert!(view["last_error"].is_null(), "healthy again: {view}");
+}
+
+#[test]
+fn implicit_tls_with_a_trusted_test_ca() {
+    let accounts = users("tls", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions { tls: true });
+    let data = tempfile::tempdir().unwrap();
+    dovecot.deliver("tls0", &mail::simple("t1@c.test", "over tls"), None);
+    let boxes = mailbox("m", &dovecot, "tls0", "");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    assert_eq!(
+        subjects(&g.wait_for_tickets(None, 1, WAIT)),
+        vec!["over tls"]
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    dovecot.deliver("tls0", &mail::simple("t2@c.test", "pushed over tls"), None);
+    g.wait_for_tickets(None, 2, WAIT);
+}

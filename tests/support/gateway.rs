@@ -1,0 +1,190 @@
+//! The real `mailgate` binary as a child process, driven through its config
+//! file, its HTTP API and signals (SIGTERM for a clean stop, SIGKILL for a crash).
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use super::{dovecot::free_port, eventually, Dovecot};
+
+/// One `[[mailbox]]` entry pointing at a test Dovecot user.
+pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
+    let (security, ca) = match &dovecot.ca_file {
+        Some(ca) => ("tls", format!("ca_file = {:?}\n", ca.display().to_string())),
+        None => ("none", String::new()),
+    };
+    format!(
+        "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\nconnection_timeout_ms = 5000\n{extra}\n",
+        dovecot.port
+    )
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Writes a config for `mailboxes` with its store in `data_dir`, starts
+    /// the gateway and waits until /readyz answers.
+    pub fn start(data_dir: &Path, pipeline: &str, mailboxes: &str) -> Self {
+        let port = free_port();
+        let config = data_dir.with_extension("toml");
+        let text = format!(
+            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n\n[pipeline]\n{pipeline}\n\n{mailboxes}",
+            data_dir.display().to_string()
+        );
+        fs::write(&config, text).expect("write config");
+        let mut g = Self {
+            child: None,
+            port,
+            log: data_dir.with_extension("log"),
+            config,
+        };
+        g.launch();
+        g
+    }
+
+    fn launch(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_mailgate"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start mailgate");
+        self.child = Some(child);
+        let port = self.port;
+        eventually("mailgate /readyz", Duration::from_secs(20), || {
+            http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
+        });
+    }
+
+    /// Starts the gateway again with the same config and store.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the gateway first");
+        self.launch();
+    }
+
+    /// SIGKILL: a crash at an arbitrary point.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the clean exit; returns its exit status success.
+    pub fn stop(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut c) => {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .status();
+                c.wait().map(|s| s.success()).unwrap_or(false)
+            }
+            None => true,
+        }
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a JSON document from the API.
+    pub fn json(&self, path: &str) -> Value {
+        let (status, body) =
+            http_get(self.port, path).unwrap_or_else(|| panic!("GET {path} failed"));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// The Prometheus text of /metrics.
+    pub fn metrics(&self) -> String {
+        http_get(self.port, "/metrics").expect("GET /metrics").1
+    }
+
+    /// Every ticket, following the change-feed cursor to its end.
+    pub fn tickets(&self, mailbox: Option<&str>) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let filter = mailbox.map(|m| format!("&mailbox={m}")).unwrap_or_default();
+            let page = self.json(&format!("/api/tickets?after={after}&limit=1000{filter}"));
+            out.extend(page["tickets"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_u64() {
+                Some(n) => after = n,
+                None => return out,
+            }
+        }
+    }
+
+    /// Every recorded rejection.
+    pub fn rejections(&self) -> Vec<Value> {
+        self.json("/api/rejections?limit=1000")["rejections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until the API lists `n` tickets (for `mailbox`, or all).
+    pub fn wait_for_tickets(
+        &self,
+        mailbox: Option<&str>,
+        n: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        eventually(&format!("{n} tickets"), within, || {
+            self.tickets(mailbox).len() >= n
+        });
+        self.tickets(mailbox)
+    }
+
+    /// Waits until a mailbox reports `state`.
+    pub fn wait_for_state(&self, id: &str, state: &str, within: Duration) {
+        eventually(&format!("mailbox {id} {state}"), within, || {
+            self.json(&format!("/api/mailboxes/{id}"))["state"] == state
+        });
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- mailgate log ----\n{}", self.log());
+        }
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.0 GET: (status, body), or `None` if nothing answered.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
