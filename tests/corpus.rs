@@ -32,42 +32,52 @@ fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What the gateway made of one message, from either the library or the API.
+struct Seen<'a> {
+    subject: &'a str,
+    from: Value,
+    text: &'a str,
+    html: &'a str,
+    attachments: Vec<String>,
+    priority: Option<&'a str>,
+}
+
 /// Checks decoded fields: subject, sender, bodies, attachments, priority.
-fn check_content(
-    name: &str,
-    exp: &Value,
-    subject: &str,
-    from: &Value,
-    text: &str,
-    html: &str,
-    attachments: &[String],
-    priority: Option<&str>,
-) {
+fn check_content(name: &str, exp: &Value, seen: &Seen<'_>) {
     if let Some(s) = exp["subject"].as_str() {
-        assert_eq!(squash(subject), squash(s), "{name}: subject");
+        assert_eq!(squash(seen.subject), squash(s), "{name}: subject");
     }
     if let Some(a) = exp["from_address"].as_str() {
-        assert_eq!(from["address"], a, "{name}: sender");
+        assert_eq!(seen.from["address"], a, "{name}: sender");
     }
     if let Some(n) = exp["from_name"].as_str() {
-        assert_eq!(from["name"], n, "{name}: sender name");
+        assert_eq!(seen.from["name"], n, "{name}: sender name");
     }
     if let Some(t) = exp["text_contains"].as_str() {
-        assert!(text.contains(t), "{name}: text body {text:?} lacks {t:?}");
+        assert!(
+            seen.text.contains(t),
+            "{name}: text body {:?} lacks {t:?}",
+            seen.text
+        );
     }
     if let Some(h) = exp["html_contains"].as_str() {
-        assert!(html.contains(h), "{name}: html body {html:?} lacks {h:?}");
+        assert!(
+            seen.html.contains(h),
+            "{name}: html body {:?} lacks {h:?}",
+            seen.html
+        );
     }
     if let Some(list) = exp["attachments"].as_array() {
         for want in list {
             let want = want.as_str().unwrap();
             assert!(
-                attachments.iter().any(|a| a == want),
-                "{name}: attachment {want:?} not in {attachments:?}"
+                seen.attachments.iter().any(|a| a == want),
+                "{name}: attachment {want:?} not in {:?}",
+                seen.attachments
             );
         }
     }
-    if let (Some(want), Some(got)) = (exp["priority"].as_str(), priority) {
+    if let (Some(want), Some(got)) = (exp["priority"].as_str(), seen.priority) {
         assert_eq!(got, want, "{name}: priority");
     }
 }
@@ -91,22 +101,19 @@ fn every_corpus_message_decodes_as_expected() {
                 },
                 "ticket" | "reply",
             ) => {
-                let from = serde_json::to_value(&content.from).unwrap();
-                let names: Vec<String> = content
-                    .attachments
-                    .iter()
-                    .filter_map(|a| a.name.clone())
-                    .collect();
-                check_content(
-                    name,
-                    exp,
-                    &content.subject,
-                    &from,
-                    content.text_body.as_deref().unwrap_or(""),
-                    content.html_body.as_deref().unwrap_or(""),
-                    &names,
-                    Some(&priority),
-                );
+                let seen = Seen {
+                    subject: &content.subject,
+                    from: serde_json::to_value(&content.from).unwrap(),
+                    text: content.text_body.as_deref().unwrap_or(""),
+                    html: content.html_body.as_deref().unwrap_or(""),
+                    attachments: content
+                        .attachments
+                        .iter()
+                        .filter_map(|a| a.name.clone())
+                        .collect(),
+                    priority: Some(&priority),
+                };
+                check_content(name, exp, &seen);
             }
             (Decision::Reject(r), "rejected") => assert_eq!(r.code, exp["code"], "{name}"),
             (got, want) => panic!("{name}: expected {want}, got {got:?}"),
@@ -175,22 +182,20 @@ fn every_corpus_message_arrives_through_dovecot() {
                     .get(&uid)
                     .unwrap_or_else(|| panic!("{name}: no ticket"));
                 let c = &entry["content"];
-                let names: Vec<String> = c["attachments"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter_map(|a| a["name"].as_str().map(str::to_owned))
-                    .collect();
-                check_content(
-                    name,
-                    exp,
-                    c["subject"].as_str().unwrap(),
-                    &c["from"],
-                    c["text_body"].as_str().unwrap_or(""),
-                    c["html_body"].as_str().unwrap_or(""),
-                    &names,
-                    ticket["priority"].as_str(),
-                );
+                let seen = Seen {
+                    subject: c["subject"].as_str().unwrap(),
+                    from: c["from"].clone(),
+                    text: c["text_body"].as_str().unwrap_or(""),
+                    html: c["html_body"].as_str().unwrap_or(""),
+                    attachments: c["attachments"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+                        .collect(),
+                    priority: ticket["priority"].as_str(),
+                };
+                check_content(name, exp, &seen);
                 if outcome == "reply" {
                     let parent = &by_uid[&uid_of(exp["parent"].as_str().unwrap())].0;
                     assert_eq!(

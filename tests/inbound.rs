@@ -9,7 +9,9 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{eventually, mail, mailbox, users, Dovecot, DovecotOptions, Gateway};
+use support::{
+    dovecot::Transport, eventually, mail, mailbox, users, Dovecot, DovecotOptions, Gateway,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -232,7 +234,12 @@ fn reconnects_after_the_server_restarts_without_loss_or_duplicates() {
 #[test]
 fn implicit_tls_with_a_trusted_test_ca() {
     let accounts = users("tls", 1);
-    let dovecot = Dovecot::start(&accounts, DovecotOptions { tls: true });
+    let dovecot = Dovecot::start(
+        &accounts,
+        DovecotOptions {
+            transport: Transport::Tls,
+        },
+    );
     let data = tempfile::tempdir().unwrap();
     dovecot.deliver("tls0", &mail::simple("t1@c.test", "over tls"), None);
     let boxes = mailbox("m", &dovecot, "tls0", "");
@@ -244,4 +251,39 @@ fn implicit_tls_with_a_trusted_test_ca() {
     g.wait_for_state("m", "idle", WAIT);
     dovecot.deliver("tls0", &mail::simple("t2@c.test", "pushed over tls"), None);
     g.wait_for_tickets(None, 2, WAIT);
+}
+
+#[test]
+fn starttls_upgrades_before_login() {
+    let accounts = users("starttls", 1);
+    let dovecot = Dovecot::start(
+        &accounts,
+        DovecotOptions {
+            transport: Transport::Starttls,
+        },
+    );
+    dovecot.deliver(
+        "starttls0",
+        &mail::simple("st1@c.test", "after starttls"),
+        None,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "starttls0", ""),
+    );
+    assert_eq!(
+        subjects(&g.wait_for_tickets(None, 1, WAIT)),
+        vec!["after starttls"]
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    // Dovecot marks logins made over TLS.
+    eventually("the login line", WAIT, || dovecot.logins("starttls0") == 1);
+    let log = dovecot.log();
+    let login = log
+        .lines()
+        .find(|l| l.contains("Login: user=<starttls0>"))
+        .unwrap();
+    assert!(login.contains(", TLS,"), "{login}");
 }

@@ -42,18 +42,15 @@ fn config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, MailboxError> {
 pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, MailboxError> {
     static SHARED: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     let cfg = match extra_ca {
-        None => match SHARED.get() {
-            Some(c) => c.clone(),
-            None => SHARED
-                .get_or_init(|| config(None).unwrap_or_else(|_| unreachable_roots()))
-                .clone(),
-        },
+        None => SHARED
+            .get_or_init(|| config(None).unwrap_or_else(|_| no_roots()))
+            .clone(),
         Some(p) => config(Some(p))?,
     };
     Ok(TlsConnector::from(cfg))
 }
 
-fn unreachable_roots() -> Arc<ClientConfig> {
+fn no_roots() -> Arc<ClientConfig> {
     // `config(None)` reads no file and so cannot fail; keep a verifying
     // configuration with no roots rather than panicking if it ever did.
     Arc::new(

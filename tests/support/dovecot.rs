@@ -25,13 +25,38 @@ pub struct Dovecot {
     child: Option<Child>,
     /// The CA certificate clients should trust, when TLS is on.
     pub ca_file: Option<PathBuf>,
+    /// How clients connect.
+    pub transport: Transport,
+}
+
+/// How clients reach the test Dovecot.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Transport {
+    /// Plain IMAP (plaintext login allowed on loopback).
+    #[default]
+    Plain,
+    /// Implicit TLS with a `localhost` certificate signed by a test CA.
+    Tls,
+    /// Plain greeting, STARTTLS required before login.
+    Starttls,
+}
+
+impl Transport {
+    /// The mailbox `security` value that matches.
+    pub fn security(self) -> &'static str {
+        match self {
+            Self::Plain => "none",
+            Self::Tls => "tls",
+            Self::Starttls => "starttls",
+        }
+    }
 }
 
 /// Options for [`Dovecot::start`].
 #[derive(Default, Clone)]
 pub struct DovecotOptions {
-    /// Serve implicit TLS with a certificate for `localhost` signed by a test CA.
-    pub tls: bool,
+    /// How clients connect.
+    pub transport: Transport,
 }
 
 /// A port nobody is listening on right now.
@@ -79,13 +104,14 @@ impl Dovecot {
             ));
         }
         fs::write(root.join("passwd"), passwd).expect("passwd");
-        let ca_file = opts.tls.then(|| make_certs(root));
+        let ca_file = (opts.transport != Transport::Plain).then(|| make_certs(root));
         let port = free_port();
         let me = Self {
             dir,
             port,
             child: None,
             ca_file,
+            transport: opts.transport,
         };
         me.write_config();
         let mut me = me;
@@ -95,15 +121,17 @@ impl Dovecot {
 
     fn write_config(&self) {
         let root = self.dir.path().display();
-        let ssl = if self.ca_file.is_some() {
-            format!("ssl = required\nssl_cert = <{root}/server.pem\nssl_key = <{root}/server.key\n")
-        } else {
-            "ssl = no\n".to_owned()
+        let cert = format!("ssl_cert = <{root}/server.pem\nssl_key = <{root}/server.key\n");
+        let (ssl, imap_port, imaps_port) = match self.transport {
+            Transport::Plain => ("ssl = no\n".to_owned(), self.port, 0),
+            Transport::Tls => (format!("ssl = required\n{cert}"), 0, self.port),
+            // Plaintext login is refused until STARTTLS has run.
+            Transport::Starttls => (format!("ssl = required\n{cert}"), self.port, 0),
         };
-        let (imap_port, imaps_port) = if self.ca_file.is_some() {
-            (0, self.port)
+        let plaintext = if self.transport == Transport::Starttls {
+            "yes"
         } else {
-            (self.port, 0)
+            "no"
         };
         let conf = format!(
             r#"protocols = imap
@@ -115,7 +143,7 @@ info_log_path = {root}/log/dovecot.log
 default_internal_user = nobody
 default_internal_group = nogroup
 default_login_user = nobody
-disable_plaintext_auth = no
+disable_plaintext_auth = {plaintext}
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 {ssl}

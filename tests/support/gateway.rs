@@ -16,9 +16,10 @@ use super::{dovecot::free_port, eventually, Dovecot};
 
 /// One `[[mailbox]]` entry pointing at a test Dovecot user.
 pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
-    let (security, ca) = match &dovecot.ca_file {
-        Some(ca) => ("tls", format!("ca_file = {:?}\n", ca.display().to_string())),
-        None => ("none", String::new()),
+    let security = dovecot.transport.security();
+    let ca = match &dovecot.ca_file {
+        Some(ca) => format!("ca_file = {:?}\n", ca.display().to_string()),
+        None => String::new(),
     };
     format!(
         "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\nconnection_timeout_ms = 5000\n{extra}\n",
