@@ -29,10 +29,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // imap-next traces raw protocol bytes (LOGIN included) in debug builds;
+    // its level is pinned so RUST_LOG=trace can never print a password.
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if let Ok(pin) = "imap_next=info".parse() {
+        filter = filter.add_directive(pin);
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -287,3 +287,36 @@ fn starttls_upgrades_before_login() {
         .unwrap();
     assert!(login.contains(", TLS,"), "{login}");
 }
+
+#[test]
+fn secrets_never_appear_in_logs_metrics_or_the_api() {
+    let accounts = users("secret", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    dovecot.deliver("secret0", &mail::simple("s1@c.test", "hello"), None);
+    let data = tempfile::tempdir().unwrap();
+    // The most verbose logging there is, protocol traces included.
+    let g = Gateway::start_logged(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "secret0", ""),
+        "trace",
+    );
+    g.wait_for_tickets(None, 1, WAIT);
+    let password = &accounts[0].1;
+    let log = g.log();
+    assert!(
+        log.contains("LOGIN") || log.len() > 1000,
+        "trace logging is on"
+    );
+    for (what, text) in [
+        ("log", log),
+        ("metrics", g.metrics()),
+        ("mailboxes", g.json("/api/mailboxes").to_string()),
+        ("tickets", g.json("/api/tickets").to_string()),
+    ] {
+        assert!(
+            !text.contains(password.as_str()),
+            "the password appears in the {what}"
+        );
+    }
+}

@@ -30,6 +30,7 @@ pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
 /// A running gateway.
 pub struct Gateway {
     child: Option<Child>,
+    rust_log: String,
     port: u16,
     config: PathBuf,
     log: PathBuf,
@@ -39,6 +40,11 @@ impl Gateway {
     /// Writes a config for `mailboxes` with its store in `data_dir`, starts
     /// the gateway and waits until /readyz answers.
     pub fn start(data_dir: &Path, pipeline: &str, mailboxes: &str) -> Self {
+        Self::start_logged(data_dir, pipeline, mailboxes, "info")
+    }
+
+    /// [`start`](Self::start) with `RUST_LOG` set to `rust_log`.
+    pub fn start_logged(data_dir: &Path, pipeline: &str, mailboxes: &str, rust_log: &str) -> Self {
         let port = free_port();
         let config = data_dir.with_extension("toml");
         let text = format!(
@@ -48,6 +54,7 @@ impl Gateway {
         fs::write(&config, text).expect("write config");
         let mut g = Self {
             child: None,
+            rust_log: rust_log.to_owned(),
             port,
             log: data_dir.with_extension("log"),
             config,
@@ -66,7 +73,7 @@ impl Gateway {
             .arg("run")
             .arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
