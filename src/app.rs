@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    config::Config,
+    config::{Config, MailboxConfig},
     http::{self, ApiState},
     mailbox::{schedule::SystemClock, status::Board, MailboxSupervisor, Shared},
     parse::Parser,
@@ -90,13 +90,16 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         alive: alive.downgrade(),
     };
     let handles = io_threads.iter().map(Arbiter::handle).collect();
-    let _supervisor = MailboxSupervisor::new(cfg.mailboxes.clone(), handles, shared).start();
+    let mailboxes: Vec<Arc<MailboxConfig>> = cfg.mailboxes.iter().cloned().map(Arc::new).collect();
+    let _supervisor = MailboxSupervisor::new(mailboxes.clone(), handles, shared).start();
 
     let ready = Arc::new(AtomicBool::new(true));
     let api = ApiState {
         store,
         board,
         ready: ready.clone(),
+        mailboxes: Arc::new(mailboxes.into_iter().map(|m| (m.id.clone(), m)).collect()),
+        max_message_bytes: cfg.pipeline.max_message_bytes,
     };
     let listen = cfg.gateway.listen;
     let server = http::serve(api, listen).map_err(|e| AppError::Listen {

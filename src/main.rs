@@ -26,6 +26,18 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Connect to one mailbox's server (drafts too) and report every step:
+    /// connect, TLS, greeting, login, capabilities, each folder.
+    TestConnection {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The mailbox id.
+        mailbox: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +69,55 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::TestConnection {
+            config,
+            mailbox,
+            json,
+        } => {
+            let cfg = match mailgate::config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(mb) = cfg.mailboxes.iter().find(|m| m.id == mailbox) else {
+                let ids: Vec<&str> = cfg.mailboxes.iter().map(|m| m.id.as_str()).collect();
+                eprintln!(
+                    "no mailbox {mailbox:?} in {}; configured: {}",
+                    config.display(),
+                    ids.join(", ")
+                );
+                return ExitCode::from(2);
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("mailgate: cannot start a runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let report = runtime.block_on(mailgate::mailbox::probe::probe(
+                mb,
+                cfg.pipeline.max_message_bytes,
+            ));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Run { config } => {
             let cfg = match mailgate::config::load(&config) {
                 Ok(c) => c,

@@ -1,15 +1,19 @@
 //! HTTP: health, readiness, Prometheus metrics and the admin JSON API.
 //! Store reads run on actix-web's blocking pool, never on the IO threads.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
 };
 
 use actix_web::{
     dev::Server,
     get,
     http::StatusCode,
+    post,
     web::{self, Data, Json, Path, Query},
     App, HttpResponse, HttpServer, ResponseError,
 };
@@ -17,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    mailbox::status::Board,
+    config::MailboxConfig,
+    mailbox::{probe::probe, status::Board},
     store::{Entry, Rejection, Store, StoreError, Ticket},
     telemetry,
 };
@@ -36,6 +41,10 @@ pub struct ApiState {
     pub board: Board,
     /// False once shutdown begins: /readyz turns 503.
     pub ready: Arc<AtomicBool>,
+    /// Every configured mailbox, for test-connection.
+    pub mailboxes: Arc<HashMap<String, Arc<MailboxConfig>>>,
+    /// Passed to test-connection's session (response size bound).
+    pub max_message_bytes: u32,
 }
 
 /// An API failure: a stable code and a message.
@@ -108,6 +117,16 @@ async fn mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, Ap
         .get(&id)
         .map(|v| HttpResponse::Ok().json(v))
         .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))
+}
+
+#[post("/api/mailboxes/{id}/test")]
+async fn test_mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let cfg = s
+        .mailboxes
+        .get(id.as_str())
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))?;
+    Ok(HttpResponse::Ok().json(probe(&cfg, s.max_message_bytes).await))
 }
 
 /// Cursor paging parameters.
@@ -204,6 +223,7 @@ pub fn serve(state: ApiState, listen: std::net::SocketAddr) -> std::io::Result<S
             .service(metrics)
             .service(mailboxes)
             .service(mailbox)
+            .service(test_mailbox)
             .service(tickets)
             .service(ticket)
             .service(rejections)

@@ -19,7 +19,10 @@ use imap_next::{
     },
     stream::{self, Stream},
 };
-use tokio::{net::TcpStream, time::timeout};
+use tokio::{
+    net::TcpStream,
+    time::{timeout, Instant},
+};
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::{error::MailboxError, tls};
@@ -43,6 +46,45 @@ pub enum IdleEnd {
     Refresh,
     /// The gateway is stopping.
     Shutdown,
+}
+
+/// One timed step of opening a session (for test-connection).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// What was done: `tcp_connect`, `tls_handshake`, `greeting`, `starttls`, `login`, …
+    pub step: String,
+    /// How long it took.
+    pub millis: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The steps taken so far, in order; the last one failed if any did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Steps(pub Vec<Step>);
+
+impl Steps {
+    /// Runs one step within `limit`, recording its name, duration and result.
+    pub async fn run<T>(
+        &mut self,
+        limit: Duration,
+        step: &'static str,
+        fut: impl std::future::Future<Output = Result<T, MailboxError>>,
+    ) -> Result<T, MailboxError> {
+        let started = Instant::now();
+        let result = within(limit, step, fut).await;
+        self.record(step.to_owned(), started, result.is_ok());
+        result
+    }
+
+    /// Records a step timed by the caller.
+    pub fn record(&mut self, step: String, started: Instant, ok: bool) {
+        self.0.push(Step {
+            step,
+            millis: started.elapsed().as_millis() as u64,
+            ok,
+        });
+    }
 }
 
 /// An authenticated IMAP session.
@@ -107,29 +149,32 @@ fn sequence(text: &str) -> Result<SequenceSet, MailboxError> {
 }
 
 impl Imap {
-    /// Connects, secures and logs in, each step bounded by `connection_timeout`.
+    /// Connects, secures and logs in, each step bounded by
+    /// `connection_timeout` and recorded in `steps`.
     pub async fn connect(
         cfg: &MailboxConfig,
         max_message_bytes: u32,
+        steps: &mut Steps,
     ) -> Result<Self, MailboxError> {
         let limit = cfg.connection_timeout;
-        let tcp = within(limit, "TCP connect", async {
-            TcpStream::connect((cfg.host.as_str(), cfg.port))
-                .await
-                .map_err(|e| MailboxError::Connect {
-                    host: cfg.host.clone(),
-                    port: cfg.port,
-                    reason: e.to_string(),
-                })
-        })
-        .await?;
+        let tcp = steps
+            .run(limit, "tcp_connect", async {
+                TcpStream::connect((cfg.host.as_str(), cfg.port))
+                    .await
+                    .map_err(|e| MailboxError::Connect {
+                        host: cfg.host.clone(),
+                        port: cfg.port,
+                        reason: e.to_string(),
+                    })
+            })
+            .await?;
         let _ = tcp.set_nodelay(true);
         let mut options = Options::default();
         // A message larger than the limit is never downloaded, so no response
         // needs more room than the limit plus the FETCH framing.
         options.max_response_size = max_message_bytes.saturating_add(64 * 1024);
         let stream = match cfg.security {
-            Security::Tls => Stream::tls(Self::handshake(cfg, tcp).await?),
+            Security::Tls => Stream::tls(Self::handshake(cfg, tcp, steps).await?),
             Security::None | Security::Starttls => Stream::insecure(tcp),
         };
         let mut imap = Self {
@@ -139,24 +184,26 @@ impl Imap {
             command_timeout: cfg.command_timeout,
             capabilities: Vec::new(),
         };
-        within(limit, "greeting", imap.greeting()).await?;
+        steps.run(limit, "greeting", imap.greeting()).await?;
         if cfg.security == Security::Starttls {
             if !imap.has("STARTTLS") {
-                within(limit, "CAPABILITY", imap.capability()).await?;
+                steps.run(limit, "capabilities", imap.capability()).await?;
             }
             if !imap.has("STARTTLS") {
                 return Err(MailboxError::StarttlsUnsupported);
             }
-            within(limit, "STARTTLS", imap.run(CommandBody::StartTLS)).await?;
+            steps
+                .run(limit, "starttls", imap.run(CommandBody::StartTLS))
+                .await?;
             let tcp = TcpStream::from(imap.stream);
             options.discard_greeting = true;
-            imap.stream = Stream::tls(Self::handshake(cfg, tcp).await?);
+            imap.stream = Stream::tls(Self::handshake(cfg, tcp, steps).await?);
             imap.client = Client::new(options);
             imap.capabilities.clear();
         }
-        within(limit, "login", imap.login(cfg)).await?;
+        steps.run(limit, "login", imap.login(cfg)).await?;
         if imap.capabilities.is_empty() {
-            within(limit, "CAPABILITY", imap.capability()).await?;
+            steps.run(limit, "capabilities", imap.capability()).await?;
         }
         Ok(imap)
     }
@@ -164,19 +211,21 @@ impl Imap {
     async fn handshake(
         cfg: &MailboxConfig,
         tcp: TcpStream,
+        steps: &mut Steps,
     ) -> Result<tokio_rustls::TlsStream<TcpStream>, MailboxError> {
         let connector = tls::connector(cfg.ca_file.as_deref())?;
         let name = ServerName::try_from(cfg.host.clone()).map_err(|_| {
             MailboxError::Tls(format!("{:?} is not a valid TLS server name", cfg.host))
         })?;
-        within(cfg.connection_timeout, "TLS handshake", async {
-            connector
-                .connect(name, tcp)
-                .await
-                .map(tokio_rustls::TlsStream::Client)
-                .map_err(tls::classify)
-        })
-        .await
+        steps
+            .run(cfg.connection_timeout, "tls_handshake", async {
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .map(tokio_rustls::TlsStream::Client)
+                    .map_err(tls::classify)
+            })
+            .await
     }
 
     /// Whether the server announced `capability` (case-insensitive).

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     error::MailboxError,
-    imap::{IdleEnd, Imap},
+    imap::{IdleEnd, Imap, Steps},
 };
 use crate::{
     config::{MailboxConfig, PipelineConfig},
@@ -114,7 +114,9 @@ impl SessionContext {
 
     async fn session(&self) -> Result<(), MailboxError> {
         self.report(Progress::Connecting);
-        let mut imap = Imap::connect(&self.mailbox, self.pipeline.max_message_bytes).await?;
+        let mut steps = Steps::default();
+        let mut imap =
+            Imap::connect(&self.mailbox, self.pipeline.max_message_bytes, &mut steps).await?;
         let folder = self.mailbox.folders[self.folder].clone();
         let selected = imap.select(&folder).await?;
         let store = self.store.clone();

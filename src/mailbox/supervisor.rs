@@ -21,12 +21,12 @@ pub struct MailboxSupervisor {
 impl MailboxSupervisor {
     /// A supervisor for `mailboxes`, placing them round-robin on `arbiters`.
     pub fn new(
-        mailboxes: Vec<MailboxConfig>,
+        mailboxes: Vec<Arc<MailboxConfig>>,
         arbiters: Vec<ArbiterHandle>,
         shared: Shared,
     ) -> Self {
         Self {
-            mailboxes: mailboxes.into_iter().map(Arc::new).collect(),
+            mailboxes,
             arbiters,
             shared,
             registry: HashMap::new(),

@@ -114,6 +114,11 @@ impl Gateway {
         }
     }
 
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The gateway's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
@@ -187,9 +192,22 @@ impl Drop for Gateway {
 
 /// A minimal HTTP/1.0 GET: (status, body), or `None` if nothing answered.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path)
+}
+
+/// A minimal HTTP/1.0 POST without a body.
+pub fn http_post(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "POST", path)
+}
+
+fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
