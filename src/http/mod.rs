@@ -116,16 +116,15 @@ async fn mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, Ap
     s.board
         .get(&id)
         .map(|v| HttpResponse::Ok().json(v))
-        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))
+        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {:?} is configured", id.as_str())))
 }
 
 #[post("/api/mailboxes/{id}/test")]
 async fn test_mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    let cfg = s
-        .mailboxes
-        .get(id.as_str())
-        .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))?;
+    let cfg =
+        s.mailboxes.get(id.as_str()).cloned().ok_or_else(|| {
+            ApiError::NotFound(format!("no mailbox {:?} is configured", id.as_str()))
+        })?;
     Ok(HttpResponse::Ok().json(probe(&cfg, s.max_message_bytes).await))
 }
 

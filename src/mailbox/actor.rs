@@ -3,7 +3,7 @@
 //! failure decides (through the error classifier and the schedule) when, or
 //! whether, to connect again.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler, Supervised};
 use rand::thread_rng;
@@ -61,23 +61,8 @@ pub struct MailboxActor {
 impl MailboxActor {
     /// An actor for `cfg`; it connects when started if the mailbox is active.
     pub fn new(cfg: Arc<MailboxConfig>, shared: Shared) -> Self {
-        let initial = match cfg.status {
-            MailboxStatus::Active => MailboxState::Connecting,
-            MailboxStatus::Paused => MailboxState::Paused,
-            MailboxStatus::Draft => MailboxState::Draft,
-        };
-        let view = MailboxView {
-            id: cfg.id.clone(),
-            status: cfg.status,
-            state: initial,
-            host: cfg.host.clone(),
-            username: cfg.username.clone(),
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            checkpoint: BTreeMap::new(),
-            last_synced_at: None,
-        };
+        let view = MailboxView::initial(&cfg);
+        let initial = view.state;
         Self {
             folders: vec![
                 FolderRun {

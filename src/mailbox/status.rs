@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::ErrorReport;
-use crate::{config::MailboxStatus, telemetry};
+use crate::{
+    config::{MailboxConfig, MailboxStatus},
+    telemetry,
+};
 
 /// Lifecycle state of a mailbox (or of one folder session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -89,6 +92,29 @@ pub struct MailboxView {
     pub checkpoint: BTreeMap<String, CheckpointView>,
     /// When the mailbox last caught up completely.
     pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl MailboxView {
+    /// The view of a mailbox that has not started yet.
+    pub fn initial(cfg: &MailboxConfig) -> Self {
+        let state = match cfg.status {
+            MailboxStatus::Active => MailboxState::Connecting,
+            MailboxStatus::Paused => MailboxState::Paused,
+            MailboxStatus::Draft => MailboxState::Draft,
+        };
+        Self {
+            id: cfg.id.clone(),
+            status: cfg.status,
+            state,
+            host: cfg.host.clone(),
+            username: cfg.username.clone(),
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            checkpoint: BTreeMap::new(),
+            last_synced_at: None,
+        }
+    }
 }
 
 /// Every mailbox's view, shared by the actors (writers) and the API (readers).

@@ -7,7 +7,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use actix::{Actor, Addr, ArbiterHandle, Context, Supervisor};
 
-use super::actor::{MailboxActor, Shared};
+use super::{
+    actor::{MailboxActor, Shared},
+    status::MailboxView,
+};
 use crate::config::MailboxConfig;
 
 /// Owns the mailbox actors.
@@ -25,6 +28,11 @@ impl MailboxSupervisor {
         arbiters: Vec<ArbiterHandle>,
         shared: Shared,
     ) -> Self {
+        // Every mailbox is listed from the start, before its actor runs, so
+        // the API never answers 404 for a configured mailbox.
+        for cfg in &mailboxes {
+            shared.board.publish(MailboxView::initial(cfg));
+        }
         Self {
             mailboxes,
             arbiters,
