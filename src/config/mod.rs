@@ -87,6 +87,8 @@ pub struct RawMailbox {
     pub aliases: Option<Vec<String>>,
     pub max_tries: Option<i64>,
     pub cool_off_minutes: Option<i64>,
+    pub backoff_initial_ms: Option<i64>,
+    pub backoff_max_ms: Option<i64>,
     pub skip_times: Option<Vec<String>>,
     pub timezone: Option<String>,
     pub connection_timeout_ms: Option<i64>,

@@ -15,7 +15,9 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::{RawConfig, RawMailbox, RawTicket, Secret};
-use crate::mailbox::schedule::{SkipWindow, DEFAULT_IDLE_REFRESH_MINUTES};
+use crate::mailbox::schedule::{
+    Backoff, SkipWindow, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_REFRESH_MINUTES,
+};
 
 /// Default `[gateway].listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
@@ -139,6 +141,8 @@ pub struct MailboxConfig {
     pub max_tries: u32,
     /// Pause after `max_tries` failures.
     pub cool_off: Duration,
+    /// Delays between tries within a round.
+    pub backoff: Backoff,
     /// Windows in which the mailbox never connects.
     pub skip_times: Vec<SkipWindow>,
     /// Zone the skip windows are read in.
@@ -527,6 +531,28 @@ fn mailbox(
             1..=10_080,
         ),
     );
+    let initial = int(
+        errs,
+        &key("backoff_initial_ms"),
+        m.backoff_initial_ms.or(d.backoff_initial_ms),
+        DEFAULT_BACKOFF_INITIAL.as_millis() as i64,
+        10..=3_600_000,
+    );
+    let max = int(
+        errs,
+        &key("backoff_max_ms"),
+        m.backoff_max_ms.or(d.backoff_max_ms),
+        DEFAULT_BACKOFF_MAX.as_millis() as i64,
+        10..=86_400_000,
+    );
+    let backoff = Backoff::new(Duration::from_millis(initial), Duration::from_millis(max))
+        .unwrap_or_else(|| {
+            errs.push(
+                key("backoff_initial_ms"),
+                format!("{initial} is above backoff_max_ms ({max}); make the first delay the shorter one"),
+            );
+            Backoff::default()
+        });
     let skip_texts = m
         .skip_times
         .clone()
@@ -628,6 +654,7 @@ fn mailbox(
         aliases,
         max_tries,
         cool_off,
+        backoff,
         skip_times,
         timezone,
         connection_timeout,

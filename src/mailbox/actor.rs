@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler, Supervised};
+use chrono::{DateTime, Utc};
 use rand::thread_rng;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    error::Disposition,
-    schedule::{Backoff, Clock},
+    lifecycle::{Lifecycle, Next, Policy, DEFAULT_STABLE_PERIOD},
+    schedule::Clock,
     session::{Progress, SessionContext, SessionEvent},
     status::{Board, CheckpointView, MailboxState, MailboxView},
 };
@@ -43,38 +44,31 @@ pub struct Shared {
     pub alive: mpsc::WeakSender<()>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FolderRun {
-    state: MailboxState,
-    failures: u32,
-}
-
 /// One configured mailbox.
 pub struct MailboxActor {
     cfg: Arc<MailboxConfig>,
     shared: Shared,
-    folders: Vec<FolderRun>,
+    folders: Vec<Lifecycle>,
     view: MailboxView,
-    backoff: Backoff,
 }
 
 impl MailboxActor {
     /// An actor for `cfg`; it connects when started if the mailbox is active.
     pub fn new(cfg: Arc<MailboxConfig>, shared: Shared) -> Self {
         let view = MailboxView::initial(&cfg);
-        let initial = view.state;
+        let policy = Policy {
+            max_tries: cfg.max_tries,
+            cool_off: cfg.cool_off,
+            backoff: cfg.backoff,
+            stable_period: DEFAULT_STABLE_PERIOD,
+            skip_times: cfg.skip_times.clone(),
+            timezone: cfg.timezone,
+        };
         Self {
-            folders: vec![
-                FolderRun {
-                    state: initial,
-                    failures: 0,
-                };
-                cfg.folders.len()
-            ],
+            folders: vec![Lifecycle::new(policy, view.state); cfg.folders.len()],
             cfg,
             shared,
             view,
-            backoff: Backoff::default(),
         }
     }
 
@@ -82,10 +76,15 @@ impl MailboxActor {
         self.view.state = self
             .folders
             .iter()
-            .map(|f| f.state)
+            .map(Lifecycle::state)
             .min()
             .unwrap_or(MailboxState::Stopped);
-        self.view.consecutive_failures = self.folders.iter().map(|f| f.failures).max().unwrap_or(0);
+        self.view.consecutive_failures = self
+            .folders
+            .iter()
+            .map(Lifecycle::failures)
+            .max()
+            .unwrap_or(0);
         self.shared.board.publish(self.view.clone());
     }
 
@@ -94,20 +93,10 @@ impl MailboxActor {
             return;
         };
         let now = self.shared.clock.now();
-        if self
-            .cfg
-            .skip_times
-            .iter()
-            .any(|w| w.contains(now, self.cfg.timezone))
-        {
-            self.folders[folder].state = MailboxState::Skipped;
-            self.publish();
-            ctx.run_later(std::time::Duration::from_secs(60), move |a, ctx| {
-                a.start_folder(folder, ctx)
-            });
+        if let Next::RetryAt(at) = self.folders[folder].before_connect(now) {
+            self.schedule(folder, at, ctx);
             return;
         }
-        self.folders[folder].state = MailboxState::Connecting;
         self.view.next_attempt_at = None;
         self.publish();
         let session = SessionContext {
@@ -122,6 +111,14 @@ impl MailboxActor {
             alive,
         };
         actix::spawn(session.run());
+    }
+
+    /// Connects `folder` again at `at` (or at once if that has passed).
+    fn schedule(&mut self, folder: usize, at: DateTime<Utc>, ctx: &mut Context<Self>) {
+        self.view.next_attempt_at = Some(at);
+        self.publish();
+        let delay = (at - self.shared.clock.now()).to_std().unwrap_or_default();
+        ctx.run_later(delay, move |a, ctx| a.start_folder(folder, ctx));
     }
 }
 
@@ -152,9 +149,8 @@ impl Actor for MailboxActor {
 
 impl Supervised for MailboxActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        for f in &mut self.folders {
-            f.failures = 0;
-        }
+        let fresh = Self::new(self.cfg.clone(), self.shared.clone());
+        self.folders = fresh.folders;
     }
 }
 
@@ -162,41 +158,32 @@ impl Handler<SessionEvent> for MailboxActor {
     type Result = ();
 
     fn handle(&mut self, ev: SessionEvent, ctx: &mut Context<Self>) {
-        let run = &mut self.folders[ev.folder];
+        let now = self.shared.clock.now();
+        let life = &mut self.folders[ev.folder];
         match ev.progress {
-            Progress::Connecting => run.state = MailboxState::Connecting,
-            Progress::Syncing => run.state = MailboxState::Syncing,
+            Progress::Connecting => {}
+            Progress::Syncing => life.syncing(),
             Progress::Idle => {
-                run.state = MailboxState::Idle;
-                run.failures = 0;
+                life.idle(now);
                 self.view.last_error = None;
-                self.view.last_synced_at = Some(self.shared.clock.now());
+                self.view.last_synced_at = Some(now);
             }
-            Progress::Ended(Ok(())) => run.state = MailboxState::Stopped,
+            Progress::Ended(Ok(())) => {
+                life.stopped();
+            }
             Progress::Ended(Err(e)) => {
-                run.failures += 1;
                 telemetry::mailbox_error(e.code());
                 let report = e.report();
                 tracing::warn!(mailbox = %self.cfg.id, folder = %self.cfg.folders[ev.folder], %report, "session failed");
                 self.view.last_error = Some(report);
-                if *self.shared.shutdown.borrow() {
-                    run.state = MailboxState::Stopped;
-                } else if e.disposition() == Disposition::NeedsAction {
-                    run.state = MailboxState::NeedsReauth;
+                let next = if *self.shared.shutdown.borrow() {
+                    life.stopped()
                 } else {
-                    let delay = if run.failures >= self.cfg.max_tries {
-                        run.state = MailboxState::CoolOff;
-                        run.failures = 0;
-                        self.cfg.cool_off
-                    } else {
-                        run.state = MailboxState::Backoff;
-                        self.backoff.delay(run.failures, &mut thread_rng())
-                    };
-                    self.view.next_attempt_at = chrono::Duration::from_std(delay)
-                        .ok()
-                        .map(|d| self.shared.clock.now() + d);
-                    let folder = ev.folder;
-                    ctx.run_later(delay, move |a, ctx| a.start_folder(folder, ctx));
+                    life.failed(e.disposition(), now, &mut thread_rng())
+                };
+                if let Next::RetryAt(at) = next {
+                    self.schedule(ev.folder, at, ctx);
+                    return;
                 }
             }
         }

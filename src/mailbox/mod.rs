@@ -5,6 +5,7 @@
 mod actor;
 pub mod error;
 pub mod imap;
+pub mod lifecycle;
 pub mod probe;
 pub mod schedule;
 mod session;

@@ -4,7 +4,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rand::Rng;
 
@@ -88,6 +88,24 @@ impl SkipWindow {
         } else {
             t >= self.start || t < self.end
         }
+    }
+}
+
+impl SkipWindow {
+    /// The first end of this window after `at` (read in `tz`); where a
+    /// daylight-saving gap swallows the end time, the next day's end.
+    pub fn ends_after(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        let mut day = at.with_timezone(&tz).date_naive();
+        for _ in 0..3 {
+            if let Some(end) = tz.from_local_datetime(&day.and_time(self.end)).earliest() {
+                let end = end.with_timezone(&Utc);
+                if end > at {
+                    return end;
+                }
+            }
+            day = day.succ_opt().unwrap_or(day);
+        }
+        at + chrono::Duration::days(1)
     }
 }
 

@@ -1,0 +1,115 @@
+//! The mailbox lifecycle against a real Dovecot: rejected credentials wait
+//! for an operator after exactly one attempt, an unreachable server backs
+//! off and then cools off after `max_tries`, and a skip window keeps the
+//! mailbox from connecting at all.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{Timelike, Utc};
+use support::{dovecot::free_port, mailbox, users, Dovecot, DovecotOptions, Gateway};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn rejected_credentials_need_reauth_after_exactly_one_attempt() {
+    let accounts = users("authbad", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    // Fast retries: were the mailbox to retry, it would within milliseconds.
+    let boxes = mailbox(
+        "m",
+        &dovecot,
+        "authbad0",
+        "backoff_initial_ms = 20\nbackoff_max_ms = 40",
+    )
+    .replace("pw-authbad0", "not-the-password");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    g.wait_for_state("m", "needs_reauth", WAIT);
+    let view = g.json("/api/mailboxes/m");
+    assert_eq!(view["last_error"]["code"], "imap_auth_failed", "{view}");
+    assert!(view["last_error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("check the username and password"));
+    // No retry is scheduled: only an operator brings it back.
+    assert!(view["next_attempt_at"].is_null(), "{view}");
+    dovecot.stop();
+    let log = dovecot.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("auth failed") && l.contains("user=<authbad0>"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{log}");
+    assert!(failures[0].contains("1 attempts"), "{}", failures[0]);
+}
+
+#[test]
+fn an_unreachable_server_backs_off_then_cools_off_after_max_tries() {
+    let accounts = users("down", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let boxes = mailbox(
+        "m",
+        &dovecot,
+        "down0",
+        "max_tries = 3\nbackoff_initial_ms = 20\nbackoff_max_ms = 40\ncool_off_minutes = 1",
+    )
+    .replace(
+        &format!("port = {}", dovecot.port),
+        &format!("port = {closed}"),
+    );
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    g.wait_for_state("m", "cool_off", WAIT);
+    let view = g.json("/api/mailboxes/m");
+    assert_eq!(view["last_error"]["code"], "imap_connect_failed", "{view}");
+    let next: chrono::DateTime<Utc> = view["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    let wait = next - Utc::now();
+    assert!(
+        wait > chrono::Duration::seconds(50) && wait <= chrono::Duration::seconds(60),
+        "{view}"
+    );
+    let metrics = g.metrics();
+    assert!(
+        metrics.contains("mailgate_mailbox_errors_total{code=\"imap_connect_failed\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn inside_a_skip_window_no_connection_is_made() {
+    let accounts = users("skip", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    // A window from an hour ago to an hour from now, in UTC.
+    let now = Utc::now();
+    let (from, to) = ((now.hour() + 23) % 24, (now.hour() + 1) % 24);
+    let window = format!(
+        "skip_times = [\"{from:02}:{:02}-{to:02}:{:02}\"]",
+        now.minute(),
+        now.minute()
+    );
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "skip0", &window),
+    );
+    g.wait_for_state("m", "skipped", WAIT);
+    let next: chrono::DateTime<Utc> = g.json("/api/mailboxes/m")["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let until_end = next - now;
+    assert!(
+        until_end > chrono::Duration::minutes(59) && until_end <= chrono::Duration::minutes(61),
+        "{next}"
+    );
+    dovecot.stop();
+    // The only connection Dovecot saw is the harness's own readiness probe.
+    let log = dovecot.log();
+    let connections = log.lines().filter(|l| l.contains("imap-login:")).count();
+    assert_eq!(connections, 1, "{log}");
+}
