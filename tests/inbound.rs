@@ -238,6 +238,7 @@ fn implicit_tls_with_a_trusted_test_ca() {
         &accounts,
         DovecotOptions {
             transport: Transport::Tls,
+            ..DovecotOptions::default()
         },
     );
     let data = tempfile::tempdir().unwrap();
@@ -260,6 +261,7 @@ fn starttls_upgrades_before_login() {
         &accounts,
         DovecotOptions {
             transport: Transport::Starttls,
+            ..DovecotOptions::default()
         },
     );
     dovecot.deliver(

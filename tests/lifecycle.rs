@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
-use support::{dovecot::free_port, mailbox, users, Dovecot, DovecotOptions, Gateway};
+use support::{dovecot::free_port, mail, mailbox, users, Dovecot, DovecotOptions, Gateway};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -112,4 +112,33 @@ fn inside_a_skip_window_no_connection_is_made() {
     let log = dovecot.log();
     let connections = log.lines().filter(|l| l.contains("imap-login:")).count();
     assert_eq!(connections, 1, "{log}");
+}
+
+#[test]
+fn a_server_without_idle_is_polled_and_says_so() {
+    let accounts = users("noidle", 1);
+    let dovecot = Dovecot::start(
+        &accounts,
+        DovecotOptions {
+            no_idle: true,
+            ..DovecotOptions::default()
+        },
+    );
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "noidle0", "poll_interval_seconds = 1"),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    let view = g.json("/api/mailboxes/m");
+    assert_eq!(view["notice"]["code"], "imap_idle_unsupported", "{view}");
+    assert!(view["last_error"].is_null(), "{view}");
+    dovecot.deliver(
+        "noidle0",
+        &mail::simple("poll@c.test", "found by polling"),
+        None,
+    );
+    let tickets = g.wait_for_tickets(None, 1, WAIT);
+    assert_eq!(tickets[0]["subject"], "found by polling");
 }

@@ -153,6 +153,8 @@ pub struct MailboxConfig {
     pub command_timeout: Duration,
     /// How often IDLE is re-issued.
     pub idle_refresh: Duration,
+    /// How often a server without IDLE is polled.
+    pub poll_interval: Duration,
     /// Mail with an internal date before this day is never imported.
     pub sync_start_date: Option<NaiveDate>,
     /// Folders watched, INBOX by default.
@@ -596,6 +598,13 @@ fn mailbox(
             1..=29,
         ),
     );
+    let poll_interval = Duration::from_secs(int(
+        errs,
+        &key("poll_interval_seconds"),
+        m.poll_interval_seconds.or(d.poll_interval_seconds),
+        60,
+        1..=3600,
+    ));
     let sync_start_date = match m.sync_start_date.as_ref().or(d.sync_start_date.as_ref()) {
         None => None,
         Some(v) => {
@@ -660,6 +669,7 @@ fn mailbox(
         connection_timeout,
         command_timeout,
         idle_refresh,
+        poll_interval,
         sync_start_date,
         folders,
         allowed_domains,

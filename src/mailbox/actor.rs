@@ -11,6 +11,7 @@ use rand::thread_rng;
 use tokio::sync::{mpsc, watch};
 
 use super::{
+    error::MailboxError,
     lifecycle::{Lifecycle, Next, Policy, DEFAULT_STABLE_PERIOD},
     schedule::Clock,
     session::{Progress, SessionContext, SessionEvent},
@@ -163,10 +164,13 @@ impl Handler<SessionEvent> for MailboxActor {
         match ev.progress {
             Progress::Connecting => {}
             Progress::Syncing => life.syncing(),
-            Progress::Idle => {
+            Progress::Idle | Progress::Polling => {
                 life.idle(now);
                 self.view.last_error = None;
                 self.view.last_synced_at = Some(now);
+                self.view.notice = (ev.progress == Progress::Polling).then(|| {
+                    MailboxError::IdleUnsupported(self.cfg.poll_interval.as_secs()).report()
+                });
             }
             Progress::Ended(Ok(())) => {
                 life.stopped();

@@ -65,6 +65,9 @@ pub enum MailboxError {
     /// The server does not offer STARTTLS though the mailbox requires it.
     #[error("the server does not offer STARTTLS")]
     StarttlsUnsupported,
+    /// A notice, not a failure: the server lacks IDLE, so the mailbox polls.
+    #[error("the server does not support IDLE; polling every {0} s instead")]
+    IdleUnsupported(u64),
 }
 
 impl MailboxError {
@@ -81,6 +84,7 @@ impl MailboxError {
             Self::ConnectionLost(_) => "imap_connection_lost",
             Self::Protocol(_) => "imap_protocol_error",
             Self::StarttlsUnsupported => "imap_starttls_unsupported",
+            Self::IdleUnsupported(_) => "imap_idle_unsupported",
         }
     }
 
@@ -97,6 +101,7 @@ impl MailboxError {
             Self::ConnectionLost(_) => "the connection dropped; mailgate reconnects with backoff",
             Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
             Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
+            Self::IdleUnsupported(_) => "enable IDLE on the server; until then new mail arrives up to poll_interval_seconds late",
         }
     }
 

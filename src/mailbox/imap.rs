@@ -201,6 +201,8 @@ impl Imap {
             imap.client = Client::new(options);
             imap.capabilities.clear();
         }
+        // Capabilities often change with login (Dovecot adds IDLE and more).
+        imap.capabilities.clear();
         steps.run(limit, "login", imap.login(cfg)).await?;
         if imap.capabilities.is_empty() {
             steps.run(limit, "capabilities", imap.capability()).await?;
@@ -287,6 +289,9 @@ impl Imap {
                 Event::StatusReceived {
                     status: Status::Tagged(t),
                 } if t.tag == *tag => {
+                    if let Some(Code::Capability(caps)) = &t.body.code {
+                        self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                    }
                     return match t.body.kind {
                         StatusKind::Ok => Ok(None),
                         _ => Err(MailboxError::Protocol(t.body.text.to_string())),
@@ -566,6 +571,21 @@ impl Imap {
         self.client.set_idle_done();
         while self.next_data(&tag).await?.is_some() {}
         Ok(end)
+    }
+
+    /// For servers without IDLE: waits `interval` (or until `stop`), then
+    /// sends NOOP so the server reports what changed.
+    pub async fn poll(
+        &mut self,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<IdleEnd, MailboxError> {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop => return Ok(IdleEnd::Shutdown),
+        }
+        self.run(CommandBody::Noop).await?;
+        Ok(IdleEnd::Refresh)
     }
 
     /// Says LOGOUT and closes; errors are irrelevant by then.

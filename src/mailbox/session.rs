@@ -29,6 +29,8 @@ pub enum Progress {
     Syncing,
     /// Caught up; waiting in IDLE.
     Idle,
+    /// Caught up; the server lacks IDLE, so polling.
+    Polling,
     /// The session ended: `Ok` on shutdown, the failure otherwise.
     Ended(Result<(), MailboxError>),
 }
@@ -136,18 +138,25 @@ impl SessionContext {
             after: start,
         };
         let mut last = start;
+        let idle = imap.has("IDLE");
         loop {
             outlet.ctx.report(Progress::Syncing);
             if !sync(&mut imap, &mut outlet, &mut last).await? {
                 imap.logout().await;
                 return Ok(());
             }
-            outlet.ctx.report(Progress::Idle);
             let mut shutdown = outlet.ctx.shutdown.clone();
             let stop = async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             };
-            match imap.idle(outlet.ctx.mailbox.idle_refresh, stop).await? {
+            let end = if idle {
+                outlet.ctx.report(Progress::Idle);
+                imap.idle(outlet.ctx.mailbox.idle_refresh, stop).await?
+            } else {
+                outlet.ctx.report(Progress::Polling);
+                imap.poll(outlet.ctx.mailbox.poll_interval, stop).await?
+            };
+            match end {
                 IdleEnd::NewMail | IdleEnd::Refresh => {}
                 IdleEnd::Shutdown => {
                     imap.logout().await;

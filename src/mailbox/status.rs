@@ -84,6 +84,9 @@ pub struct MailboxView {
     pub username: String,
     /// The last failure, until the mailbox is healthy again.
     pub last_error: Option<ErrorReport>,
+    /// A condition that does not stop the mailbox but wants attention
+    /// (e.g. `imap_idle_unsupported`: polling instead of IDLE).
+    pub notice: Option<ErrorReport>,
     /// When the next connection attempt is due, if one is scheduled.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Consecutive failed attempts.
@@ -109,6 +112,7 @@ impl MailboxView {
             host: cfg.host.clone(),
             username: cfg.username.clone(),
             last_error: None,
+            notice: None,
             next_attempt_at: None,
             consecutive_failures: 0,
             checkpoint: BTreeMap::new(),

@@ -27,6 +27,7 @@ pub struct Dovecot {
     pub ca_file: Option<PathBuf>,
     /// How clients connect.
     pub transport: Transport,
+    no_idle: bool,
 }
 
 /// How clients reach the test Dovecot.
@@ -57,6 +58,8 @@ impl Transport {
 pub struct DovecotOptions {
     /// How clients connect.
     pub transport: Transport,
+    /// Hide IDLE from the capabilities announced after login.
+    pub no_idle: bool,
 }
 
 /// A port nobody is listening on right now.
@@ -112,6 +115,7 @@ impl Dovecot {
             child: None,
             ca_file,
             transport: opts.transport,
+            no_idle: opts.no_idle,
         };
         me.write_config();
         let mut me = me;
@@ -127,6 +131,11 @@ impl Dovecot {
             Transport::Tls => (format!("ssl = required\n{cert}"), 0, self.port),
             // Plaintext login is refused until STARTTLS has run.
             Transport::Starttls => (format!("ssl = required\n{cert}"), self.port, 0),
+        };
+        let capability = if self.no_idle {
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS LITERAL+ NAMESPACE\n"
+        } else {
+            ""
         };
         let plaintext = if self.transport == Transport::Starttls {
             "yes"
@@ -147,6 +156,7 @@ disable_plaintext_auth = {plaintext}
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 {ssl}
+{capability}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd
