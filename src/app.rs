@@ -91,7 +91,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     };
     let handles = io_threads.iter().map(Arbiter::handle).collect();
     let mailboxes: Vec<Arc<MailboxConfig>> = cfg.mailboxes.iter().cloned().map(Arc::new).collect();
-    let _supervisor = MailboxSupervisor::new(mailboxes.clone(), handles, shared).start();
+    let supervisor = MailboxSupervisor::new(mailboxes.clone(), handles, shared).start();
 
     let ready = Arc::new(AtomicBool::new(true));
     let api = ApiState {
@@ -100,6 +100,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         ready: ready.clone(),
         mailboxes: Arc::new(mailboxes.into_iter().map(|m| (m.id.clone(), m)).collect()),
         max_message_bytes: cfg.pipeline.max_message_bytes,
+        supervisor,
     };
     let listen = cfg.gateway.listen;
     let server = http::serve(api, listen).map_err(|e| AppError::Listen {

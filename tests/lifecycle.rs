@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
-use support::{dovecot::free_port, mail, mailbox, users, Dovecot, DovecotOptions, Gateway};
+use support::{
+    dovecot::free_port, gateway::http_post, mail, mailbox, users, Dovecot, DovecotOptions, Gateway,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -141,4 +143,66 @@ fn a_server_without_idle_is_polled_and_says_so() {
     );
     let tickets = g.wait_for_tickets(None, 1, WAIT);
     assert_eq!(tickets[0]["subject"], "found by polling");
+}
+
+#[test]
+fn pause_logs_out_and_resume_picks_up_what_arrived_meanwhile() {
+    let accounts = users("pause", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "pause0", ""),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    let (status, _) = http_post(g.port(), "/api/mailboxes/m/pause").unwrap();
+    assert_eq!(status, 200);
+    g.wait_for_state("m", "paused", WAIT);
+    assert!(g.json("/api/mailboxes/m")["next_attempt_at"].is_null());
+    dovecot.deliver(
+        "pause0",
+        &mail::simple("during-pause@c.test", "sent during the pause"),
+        None,
+    );
+    let (status, _) = http_post(g.port(), "/api/mailboxes/m/resume").unwrap();
+    assert_eq!(status, 200);
+    let tickets = g.wait_for_tickets(None, 1, WAIT);
+    assert_eq!(tickets[0]["subject"], "sent during the pause");
+    g.wait_for_state("m", "idle", WAIT);
+    dovecot.stop();
+    // The pause ended the first session with a clean LOGOUT.
+    let log = dovecot.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("imap(pause0)") && l.contains("Logged out")),
+        "{log}"
+    );
+    assert_eq!(dovecot.logins("pause0"), 2, "{log}");
+}
+
+#[test]
+fn retry_tries_rejected_credentials_exactly_once_more() {
+    let accounts = users("retry", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let boxes = mailbox("m", &dovecot, "retry0", "").replace("pw-retry0", "stale-password");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    g.wait_for_state("m", "needs_reauth", WAIT);
+    let (status, _) = http_post(g.port(), "/api/mailboxes/m/retry").unwrap();
+    assert_eq!(status, 200);
+    support::eventually("the retried login to fail", WAIT, || {
+        g.metrics()
+            .contains("mailgate_mailbox_errors_total{code=\"imap_auth_failed\"} 2")
+    });
+    g.wait_for_state("m", "needs_reauth", WAIT);
+    dovecot.stop();
+    let log = dovecot.log();
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("auth failed") && l.contains("user=<retry0>"))
+        .count();
+    assert_eq!(failures, 2, "{log}");
+    let (status, _) = http_post(g.port(), "/api/mailboxes/nope/retry").unwrap();
+    assert_eq!(status, 404);
 }

@@ -9,6 +9,7 @@ use std::{
     },
 };
 
+use actix::Addr;
 use actix_web::{
     dev::Server,
     get,
@@ -22,7 +23,7 @@ use serde_json::json;
 
 use crate::{
     config::MailboxConfig,
-    mailbox::{probe::probe, status::Board},
+    mailbox::{probe::probe, status::Board, Control, Lookup, MailboxSupervisor},
     store::{Entry, Rejection, Store, StoreError, Ticket},
     telemetry,
 };
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub mailboxes: Arc<HashMap<String, Arc<MailboxConfig>>>,
     /// Passed to test-connection's session (response size bound).
     pub max_message_bytes: u32,
+    /// Routes operator requests to mailbox actors.
+    pub supervisor: Addr<MailboxSupervisor>,
 }
 
 /// An API failure: a stable code and a message.
@@ -126,6 +129,33 @@ async fn test_mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpRespons
             ApiError::NotFound(format!("no mailbox {:?} is configured", id.as_str()))
         })?;
     Ok(HttpResponse::Ok().json(probe(&cfg, s.max_message_bytes).await))
+}
+
+async fn control(s: &ApiState, id: &str, c: Control) -> Result<HttpResponse, ApiError> {
+    let unreachable = |e: actix::MailboxError| ApiError::Internal(e.to_string());
+    let addr = s
+        .supervisor
+        .send(Lookup(id.to_owned()))
+        .await
+        .map_err(unreachable)?
+        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))?;
+    let view = addr.send(c).await.map_err(unreachable)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[post("/api/mailboxes/{id}/pause")]
+async fn pause(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    control(&s, &id, Control::Pause).await
+}
+
+#[post("/api/mailboxes/{id}/resume")]
+async fn resume(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    control(&s, &id, Control::Resume).await
+}
+
+#[post("/api/mailboxes/{id}/retry")]
+async fn retry(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    control(&s, &id, Control::Retry).await
 }
 
 /// Cursor paging parameters.
@@ -223,6 +253,9 @@ pub fn serve(state: ApiState, listen: std::net::SocketAddr) -> std::io::Result<S
             .service(mailboxes)
             .service(mailbox)
             .service(test_mailbox)
+            .service(pause)
+            .service(resume)
+            .service(retry)
             .service(tickets)
             .service(ticket)
             .service(rejections)

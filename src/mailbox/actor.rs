@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext, Context, Handler, Supervised};
+use actix::{
+    Actor, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle, Supervised,
+};
 use chrono::{DateTime, Utc};
 use rand::thread_rng;
 use tokio::sync::{mpsc, watch};
@@ -45,11 +47,36 @@ pub struct Shared {
     pub alive: mpsc::WeakSender<()>,
 }
 
+/// An operator's request (`POST /api/mailboxes/{id}/pause|resume|retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+#[rtype(result = "MailboxView")]
+pub enum Control {
+    /// Log out and stay disconnected until resumed.
+    Pause,
+    /// Connect again after a pause.
+    Resume,
+    /// Try now: clears needs_reauth, cool_off and backoff waits.
+    Retry,
+}
+
+/// The actor's handles on one folder's session and timers.
+#[derive(Default)]
+struct Run {
+    /// Set while a session runs; sending `true` asks it to end.
+    stop: Option<watch::Sender<bool>>,
+    /// The scheduled next connection attempt.
+    pending: Option<SpawnHandle>,
+    /// Closes the session when the next skip window starts.
+    window: Option<SpawnHandle>,
+}
+
 /// One configured mailbox.
 pub struct MailboxActor {
     cfg: Arc<MailboxConfig>,
     shared: Shared,
     folders: Vec<Lifecycle>,
+    runs: Vec<Run>,
+    paused: bool,
     view: MailboxView,
 }
 
@@ -67,6 +94,8 @@ impl MailboxActor {
         };
         Self {
             folders: vec![Lifecycle::new(policy, view.state); cfg.folders.len()],
+            runs: cfg.folders.iter().map(|_| Run::default()).collect(),
+            paused: cfg.status != MailboxStatus::Active,
             cfg,
             shared,
             view,
@@ -90,6 +119,12 @@ impl MailboxActor {
     }
 
     fn start_folder(&mut self, folder: usize, ctx: &mut Context<Self>) {
+        if let Some(h) = self.runs[folder].pending.take() {
+            ctx.cancel_future(h);
+        }
+        if self.paused || self.runs[folder].stop.is_some() {
+            return;
+        }
         let Some(alive) = self.shared.alive.upgrade() else {
             return;
         };
@@ -98,6 +133,9 @@ impl MailboxActor {
             self.schedule(folder, at, ctx);
             return;
         }
+        let (stop_tx, stop) = watch::channel(false);
+        self.runs[folder].stop = Some(stop_tx);
+        self.close_at_next_window(folder, ctx);
         self.view.next_attempt_at = None;
         self.publish();
         let session = SessionContext {
@@ -109,6 +147,7 @@ impl MailboxActor {
             events: ctx.address().recipient(),
             committed: ctx.address().recipient(),
             shutdown: self.shared.shutdown.clone(),
+            stop,
             alive,
         };
         actix::spawn(session.run());
@@ -119,7 +158,36 @@ impl MailboxActor {
         self.view.next_attempt_at = Some(at);
         self.publish();
         let delay = (at - self.shared.clock.now()).to_std().unwrap_or_default();
-        ctx.run_later(delay, move |a, ctx| a.start_folder(folder, ctx));
+        let handle = ctx.run_later(delay, move |a, ctx| a.start_folder(folder, ctx));
+        self.runs[folder].pending = Some(handle);
+    }
+
+    /// Asks the session to end cleanly (IDLE DONE, LOGOUT) when the next
+    /// skip window starts; its end then finds the window and waits it out.
+    fn close_at_next_window(&mut self, folder: usize, ctx: &mut Context<Self>) {
+        if let Some(h) = self.runs[folder].window.take() {
+            ctx.cancel_future(h);
+        }
+        let now = self.shared.clock.now();
+        let tz = self.cfg.timezone;
+        let Some(start) = self
+            .cfg
+            .skip_times
+            .iter()
+            .map(|w| w.starts_after(now, tz))
+            .min()
+        else {
+            return;
+        };
+        let delay = (start - now).to_std().unwrap_or_default();
+        let handle = ctx.run_later(delay, move |a, _| a.stop_session(folder));
+        self.runs[folder].window = Some(handle);
+    }
+
+    fn stop_session(&mut self, folder: usize) {
+        if let Some(stop) = &self.runs[folder].stop {
+            let _ = stop.send(true);
+        }
     }
 }
 
@@ -140,10 +208,8 @@ impl Actor for MailboxActor {
             }
         }
         self.publish();
-        if self.cfg.status == MailboxStatus::Active {
-            for folder in 0..self.folders.len() {
-                self.start_folder(folder, ctx);
-            }
+        for folder in 0..self.folders.len() {
+            self.start_folder(folder, ctx);
         }
     }
 }
@@ -152,6 +218,7 @@ impl Supervised for MailboxActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         let fresh = Self::new(self.cfg.clone(), self.shared.clone());
         self.folders = fresh.folders;
+        self.runs = fresh.runs;
     }
 }
 
@@ -160,7 +227,8 @@ impl Handler<SessionEvent> for MailboxActor {
 
     fn handle(&mut self, ev: SessionEvent, ctx: &mut Context<Self>) {
         let now = self.shared.clock.now();
-        let life = &mut self.folders[ev.folder];
+        let folder = ev.folder;
+        let life = &mut self.folders[folder];
         match ev.progress {
             Progress::Connecting => {}
             Progress::Syncing => life.syncing(),
@@ -172,26 +240,68 @@ impl Handler<SessionEvent> for MailboxActor {
                     MailboxError::IdleUnsupported(self.cfg.poll_interval.as_secs()).report()
                 });
             }
-            Progress::Ended(Ok(())) => {
-                life.stopped();
-            }
-            Progress::Ended(Err(e)) => {
-                telemetry::mailbox_error(e.code());
-                let report = e.report();
-                tracing::warn!(mailbox = %self.cfg.id, folder = %self.cfg.folders[ev.folder], %report, "session failed");
-                self.view.last_error = Some(report);
+            Progress::Ended(result) => {
+                self.runs[folder].stop = None;
+                if let Err(e) = &result {
+                    telemetry::mailbox_error(e.code());
+                    let report = e.report();
+                    tracing::warn!(mailbox = %self.cfg.id, folder = %self.cfg.folders[folder], %report, "session failed");
+                    self.view.last_error = Some(report);
+                }
                 let next = if *self.shared.shutdown.borrow() {
                     life.stopped()
+                } else if self.paused {
+                    life.paused()
                 } else {
-                    life.failed(e.disposition(), now, &mut thread_rng())
+                    match result {
+                        // Asked to stop for a skip window: connect again,
+                        // which finds the window and waits for its end.
+                        Ok(()) => Next::Connect,
+                        Err(e) => life.failed(e.disposition(), now, &mut thread_rng()),
+                    }
                 };
-                if let Next::RetryAt(at) = next {
-                    self.schedule(ev.folder, at, ctx);
-                    return;
+                match next {
+                    Next::Connect => return self.start_folder(folder, ctx),
+                    Next::RetryAt(at) => return self.schedule(folder, at, ctx),
+                    Next::WaitForOperator | Next::Stop => {}
                 }
             }
         }
         self.publish();
+    }
+}
+
+impl Handler<Control> for MailboxActor {
+    type Result = MessageResult<Control>;
+
+    fn handle(&mut self, c: Control, ctx: &mut Context<Self>) -> Self::Result {
+        match c {
+            Control::Pause => {
+                self.paused = true;
+                self.view.next_attempt_at = None;
+                for folder in 0..self.folders.len() {
+                    if let Some(h) = self.runs[folder].pending.take() {
+                        ctx.cancel_future(h);
+                    }
+                    if self.runs[folder].stop.is_some() {
+                        self.stop_session(folder);
+                    } else {
+                        self.folders[folder].paused();
+                    }
+                }
+            }
+            Control::Resume | Control::Retry => {
+                self.paused = false;
+                for folder in 0..self.folders.len() {
+                    if self.runs[folder].stop.is_none() {
+                        self.folders[folder].retry();
+                        self.start_folder(folder, ctx);
+                    }
+                }
+            }
+        }
+        self.publish();
+        MessageResult(self.view.clone())
     }
 }
 

@@ -44,8 +44,8 @@ pub enum IdleEnd {
     NewMail,
     /// The refresh interval passed.
     Refresh,
-    /// The gateway is stopping.
-    Shutdown,
+    /// The session was asked to stop (shutdown, pause, skip window).
+    Stopped,
 }
 
 /// One timed step of opening a session (for test-connection).
@@ -564,7 +564,7 @@ impl Imap {
                         }
                     }
                     _ = &mut deadline => break IdleEnd::Refresh,
-                    _ = &mut stop => break IdleEnd::Shutdown,
+                    _ = &mut stop => break IdleEnd::Stopped,
                 }
             }
         };
@@ -582,7 +582,7 @@ impl Imap {
     ) -> Result<IdleEnd, MailboxError> {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = stop => return Ok(IdleEnd::Shutdown),
+            _ = stop => return Ok(IdleEnd::Stopped),
         }
         self.run(CommandBody::Noop).await?;
         Ok(IdleEnd::Refresh)

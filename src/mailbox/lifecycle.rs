@@ -147,6 +147,18 @@ impl Lifecycle {
         self.state = MailboxState::Stopped;
         Next::Stop
     }
+
+    /// An operator paused the mailbox.
+    pub fn paused(&mut self) -> Next {
+        self.state = MailboxState::Paused;
+        Next::WaitForOperator
+    }
+
+    /// An operator asked for a fresh try: the round starts over.
+    pub fn retry(&mut self) {
+        self.failures = 0;
+        self.healthy_since = None;
+    }
 }
 
 #[cfg(test)]

@@ -13,5 +13,5 @@ pub mod status;
 mod supervisor;
 mod tls;
 
-pub use actor::{MailboxActor, Shared};
-pub use supervisor::MailboxSupervisor;
+pub use actor::{Control, MailboxActor, Shared};
+pub use supervisor::{Lookup, MailboxSupervisor};

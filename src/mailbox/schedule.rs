@@ -92,21 +92,31 @@ impl SkipWindow {
 }
 
 impl SkipWindow {
-    /// The first end of this window after `at` (read in `tz`); where a
-    /// daylight-saving gap swallows the end time, the next day's end.
-    pub fn ends_after(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let mut day = at.with_timezone(&tz).date_naive();
-        for _ in 0..3 {
-            if let Some(end) = tz.from_local_datetime(&day.and_time(self.end)).earliest() {
-                let end = end.with_timezone(&Utc);
-                if end > at {
-                    return end;
-                }
-            }
-            day = day.succ_opt().unwrap_or(day);
-        }
-        at + chrono::Duration::days(1)
+    /// The first start of this window after `at` (read in `tz`).
+    pub fn starts_after(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        next_local(self.start, at, tz)
     }
+
+    /// The first end of this window after `at` (read in `tz`).
+    pub fn ends_after(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        next_local(self.end, at, tz)
+    }
+}
+
+/// The first instant after `at` whose wall-clock time in `tz` is `time`;
+/// where a daylight-saving gap swallows that time, the next day's.
+fn next_local(time: NaiveTime, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let mut day = at.with_timezone(&tz).date_naive();
+    for _ in 0..3 {
+        if let Some(t) = tz.from_local_datetime(&day.and_time(time)).earliest() {
+            let t = t.with_timezone(&Utc);
+            if t > at {
+                return t;
+            }
+        }
+        day = day.succ_opt().unwrap_or(day);
+    }
+    at + chrono::Duration::days(1)
 }
 
 impl FromStr for SkipWindow {
@@ -168,6 +178,17 @@ mod tests {
         assert!(w.contains(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(), Tz::UTC));
         assert!(!w.contains(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(), Tz::UTC));
         assert_eq!(w.to_string(), "23:30-01:00");
+        // 12:00 UTC is 21:00 in Seoul: the window starts at 23:30 Seoul (14:30 UTC)
+        // and, read from inside, ends at 01:00 Seoul the next day (16:00 UTC).
+        let noon = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        assert_eq!(
+            w.starts_after(noon, seoul),
+            Utc.with_ymd_and_hms(2026, 1, 1, 14, 30, 0).unwrap()
+        );
+        assert_eq!(
+            w.ends_after(noon, seoul),
+            Utc.with_ymd_and_hms(2026, 1, 1, 16, 0, 0).unwrap()
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum Progress {
     Idle,
     /// Caught up; the server lacks IDLE, so polling.
     Polling,
-    /// The session ended: `Ok` on shutdown, the failure otherwise.
+    /// The session ended: `Ok` when asked to stop, the failure otherwise.
     Ended(Result<(), MailboxError>),
 }
 
@@ -63,6 +63,9 @@ pub struct SessionContext {
     pub committed: Recipient<Committed>,
     /// Becomes `true` when the gateway stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Becomes `true` (or closes) when the actor wants this session to end
+    /// (pause, a skip window starting).
+    pub stop: watch::Receiver<bool>,
     /// Held while the session runs; shutdown waits until every one is dropped.
     pub alive: mpsc::Sender<()>,
 }
@@ -103,7 +106,18 @@ impl SessionContext {
     }
 
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        *self.shutdown.borrow() || *self.stop.borrow()
+    }
+
+    /// Resolves when the session should end cleanly.
+    fn stop_signal(&self) -> impl std::future::Future<Output = ()> {
+        let (mut shutdown, mut stop) = (self.shutdown.clone(), self.stop.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
     }
 
     /// Runs the session to its end and reports how it ended.
@@ -145,10 +159,7 @@ impl SessionContext {
                 imap.logout().await;
                 return Ok(());
             }
-            let mut shutdown = outlet.ctx.shutdown.clone();
-            let stop = async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            };
+            let stop = outlet.ctx.stop_signal();
             let end = if idle {
                 outlet.ctx.report(Progress::Idle);
                 imap.idle(outlet.ctx.mailbox.idle_refresh, stop).await?
@@ -158,7 +169,7 @@ impl SessionContext {
             };
             match end {
                 IdleEnd::NewMail | IdleEnd::Refresh => {}
-                IdleEnd::Shutdown => {
+                IdleEnd::Stopped => {
                     imap.logout().await;
                     return Ok(());
                 }

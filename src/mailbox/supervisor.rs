@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use actix::{Actor, Addr, ArbiterHandle, Context, Supervisor};
+use actix::{Actor, Addr, ArbiterHandle, Context, Handler, Message, MessageResult, Supervisor};
 
 use super::{
     actor::{MailboxActor, Shared},
@@ -54,5 +54,18 @@ impl Actor for MailboxSupervisor {
             self.registry.insert(cfg.id.clone(), addr);
         }
         tracing::info!(mailboxes = self.registry.len(), "mailboxes started");
+    }
+}
+
+/// Asks for the actor of one mailbox.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<MailboxActor>>")]
+pub struct Lookup(pub String);
+
+impl Handler<Lookup> for MailboxSupervisor {
+    type Result = MessageResult<Lookup>;
+
+    fn handle(&mut self, Lookup(id): Lookup, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.registry.get(&id).cloned())
     }
 }

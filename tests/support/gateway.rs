@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::{dovecot::free_port, eventually, Dovecot};
 
-/// One `[[mailbox]]` entry pointing at a test Dovecot user.
+/// One `[[mailbox]]` entry pointing at a test Dovecot user. The login
+/// timeout is generous: Dovecot delays repeated failed logins by seconds.
 pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
     let security = dovecot.transport.security();
     let ca = match &dovecot.ca_file {
@@ -22,7 +23,7 @@ pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
         None => String::new(),
     };
     format!(
-        "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\nconnection_timeout_ms = 5000\n{extra}\n",
+        "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\nconnection_timeout_ms = 20000\n{extra}\n",
         dovecot.port
     )
 }
