@@ -78,6 +78,13 @@ fn an_unreachable_server_backs_off_then_cools_off_after_max_tries() {
         metrics.contains("mailgate_mailbox_errors_total{code=\"imap_connect_failed\"} 3"),
         "{metrics}"
     );
+    for line in [
+        "mailgate_mailbox_retry_delay_seconds_count{reason=\"backoff\"} 2",
+        "mailgate_mailbox_retry_delay_seconds_count{reason=\"cool_off\"} 1",
+        "mailgate_mailbox_transitions_total{from=\"connecting\",to=\"cool_off\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
 }
 
 #[test]

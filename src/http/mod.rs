@@ -103,7 +103,8 @@ async fn readyz(s: Data<ApiState>) -> HttpResponse {
 }
 
 #[get("/metrics")]
-async fn metrics() -> HttpResponse {
+async fn metrics(s: Data<ApiState>) -> HttpResponse {
+    s.board.export_sync_age(chrono::Utc::now());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(telemetry::render())

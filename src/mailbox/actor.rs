@@ -158,6 +158,7 @@ impl MailboxActor {
         self.view.next_attempt_at = Some(at);
         self.publish();
         let delay = (at - self.shared.clock.now()).to_std().unwrap_or_default();
+        telemetry::retry_delay(self.folders[folder].state().as_str(), delay);
         let handle = ctx.run_later(delay, move |a, ctx| a.start_folder(folder, ctx));
         self.runs[folder].pending = Some(handle);
     }

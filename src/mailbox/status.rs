@@ -147,6 +147,21 @@ impl Board {
         }
     }
 
+    /// Sets the sync-age gauge: the longest any idle mailbox has gone since
+    /// its last completed catch-up, as of `now`.
+    pub fn export_sync_age(&self, now: DateTime<Utc>) {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let oldest = map
+            .values()
+            .filter(|v| v.state == MailboxState::Idle)
+            .filter_map(|v| v.last_synced_at)
+            .min();
+        let age = oldest
+            .and_then(|t| (now - t).to_std().ok())
+            .unwrap_or_default();
+        telemetry::sync_age_max(age);
+    }
+
     /// Every mailbox, by id.
     pub fn all(&self) -> Vec<MailboxView> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());

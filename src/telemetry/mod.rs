@@ -28,6 +28,12 @@ pub const COMMIT_SECONDS: &str = "mailgate_commit_duration_seconds";
 pub const COMMIT_FAILURES: &str = "mailgate_commit_failures_total";
 /// Mailbox session failures by error code.
 pub const MAILBOX_ERRORS: &str = "mailgate_mailbox_errors_total";
+/// Mailbox state changes by (from, to).
+pub const MAILBOX_TRANSITIONS: &str = "mailgate_mailbox_transitions_total";
+/// Waits scheduled before the next connection attempt, by reason.
+pub const MAILBOX_RETRY_DELAY: &str = "mailgate_mailbox_retry_delay_seconds";
+/// The longest time any connected mailbox has gone without a completed catch-up.
+pub const MAILBOX_SYNC_AGE_MAX: &str = "mailgate_mailbox_sync_age_max_seconds";
 
 /// Installs the recorder (once per process) and describes every metric.
 pub fn install() {
@@ -58,6 +64,15 @@ pub fn install() {
         "Group commits that failed and are retried."
     );
     describe_counter!(MAILBOX_ERRORS, "Mailbox session failures by error code.");
+    describe_counter!(
+        MAILBOX_TRANSITIONS,
+        "Mailbox state changes by from and to state."
+    );
+    describe_histogram!(MAILBOX_RETRY_DELAY, "Waits scheduled before the next connection attempt, by reason (backoff, cool_off, skipped).");
+    describe_gauge!(
+        MAILBOX_SYNC_AGE_MAX,
+        "Longest time since any idle mailbox last completed a catch-up (IDLE refreshes count)."
+    );
 }
 
 /// The Prometheus text exposition of every metric.
@@ -113,12 +128,25 @@ pub fn queue_capacity(edge: &'static str, capacity: usize) {
 
 /// A mailbox moved from one state to another (`None`: it appeared or went away).
 pub fn mailbox_state(from: Option<&'static str>, to: Option<&'static str>) {
+    if let (Some(f), Some(t)) = (from, to) {
+        counter!(MAILBOX_TRANSITIONS, "from" => f, "to" => t).increment(1);
+    }
     if let Some(f) = from {
         gauge!(MAILBOXES, "state" => f).decrement(1.0);
     }
     if let Some(t) = to {
         gauge!(MAILBOXES, "state" => t).increment(1.0);
     }
+}
+
+/// A mailbox will wait `delay` before connecting, because it is in `state`.
+pub fn retry_delay(state: &'static str, delay: Duration) {
+    histogram!(MAILBOX_RETRY_DELAY, "reason" => state).record(delay.as_secs_f64());
+}
+
+/// The longest time since an idle mailbox last caught up.
+pub fn sync_age_max(age: Duration) {
+    gauge!(MAILBOX_SYNC_AGE_MAX).set(age.as_secs_f64());
 }
 
 /// A mailbox session failed with `code`.
