@@ -213,3 +213,40 @@ fn retry_tries_rejected_credentials_exactly_once_more() {
     let (status, _) = http_post(g.port(), "/api/mailboxes/nope/retry").unwrap();
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_connection_limit_is_reported_as_such() {
+    let accounts = users("limit", 1);
+    let dovecot = Dovecot::start(
+        &accounts,
+        DovecotOptions {
+            extra_config: "mail_max_userip_connections = 1\n".into(),
+            ..DovecotOptions::default()
+        },
+    );
+    dovecot.create_folder("limit0", "Support");
+    let data = tempfile::tempdir().unwrap();
+    // Two folders need two sessions; the server allows one.
+    let boxes = mailbox(
+        "m",
+        &dovecot,
+        "limit0",
+        "folders = [\"INBOX\", \"Support\"]",
+    );
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    support::eventually("the limit to be reported", WAIT, || {
+        g.json("/api/mailboxes/m")["last_error"]["code"] == "imap_too_many_connections"
+    });
+    let view = g.json("/api/mailboxes/m");
+    assert!(
+        view["last_error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("watch fewer folders"),
+        "{view}"
+    );
+    assert!(
+        ["backoff", "cool_off", "connecting"].contains(&view["state"].as_str().unwrap()),
+        "{view}"
+    );
+}

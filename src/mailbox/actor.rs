@@ -258,7 +258,9 @@ impl Handler<SessionEvent> for MailboxActor {
                         // Asked to stop for a skip window: connect again,
                         // which finds the window and waits for its end.
                         Ok(()) => Next::Connect,
-                        Err(e) => life.failed(e.disposition(), now, &mut thread_rng()),
+                        Err(e) => {
+                            life.failed(e.disposition(), e.retry_after(), now, &mut thread_rng())
+                        }
                     }
                 };
                 match next {

@@ -2,7 +2,7 @@
 //! operator-facing message, a remediation hint, and what the lifecycle does
 //! next (retry with backoff, or wait for an operator).
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use serde::Serialize;
 
@@ -65,6 +65,17 @@ pub enum MailboxError {
     /// The server does not offer STARTTLS though the mailbox requires it.
     #[error("the server does not offer STARTTLS")]
     StarttlsUnsupported,
+    /// The server refused another connection for this user or address.
+    #[error("the server refused another connection: {0}")]
+    TooManyConnections(String),
+    /// The server asked clients to slow down and said for how long.
+    #[error("the server is throttling this mailbox: {text}")]
+    Throttled {
+        /// Server text.
+        text: String,
+        /// The wait it suggested.
+        retry_after: Duration,
+    },
     /// A notice, not a failure: the server lacks IDLE, so the mailbox polls.
     #[error("the server does not support IDLE; polling every {0} s instead")]
     IdleUnsupported(u64),
@@ -85,6 +96,8 @@ impl MailboxError {
             Self::Protocol(_) => "imap_protocol_error",
             Self::StarttlsUnsupported => "imap_starttls_unsupported",
             Self::IdleUnsupported(_) => "imap_idle_unsupported",
+            Self::TooManyConnections(_) => "imap_too_many_connections",
+            Self::Throttled { .. } => "imap_throttled",
         }
     }
 
@@ -102,6 +115,8 @@ impl MailboxError {
             Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
             Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
             Self::IdleUnsupported(_) => "enable IDLE on the server; until then new mail arrives up to poll_interval_seconds late",
+            Self::TooManyConnections(_) => "the server limits connections per user or address: close other clients of this mailbox, watch fewer folders, or raise the server's limit",
+            Self::Throttled { .. } => "the server asked for a pause; mailgate waits at least as long as it suggested before reconnecting",
         }
     }
 
@@ -113,6 +128,44 @@ impl MailboxError {
             }
             _ => Disposition::Retry,
         }
+    }
+
+    /// The least time to wait before reconnecting, when the server said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Classifies a server's BYE (or a refused LOGIN) by its text: connection limits
+    /// and throttling with a suggested wait (Exchange Online writes
+    /// "Suggested Backoff Time: 1200 milliseconds") get their own codes.
+    pub fn from_bye(text: &str) -> Self {
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("maximum number of connections") || lower.contains("too many") {
+            return Self::TooManyConnections(text.to_owned());
+        }
+        if let Some(rest) = lower.split("suggested backoff time:").nth(1) {
+            let digits: String = rest
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(n) = digits.parse::<u64>() {
+                let unit = rest.trim_start()[digits.len()..].trim_start();
+                let retry_after = if unit.starts_with("millisecond") {
+                    Duration::from_millis(n)
+                } else {
+                    Duration::from_secs(n)
+                };
+                return Self::Throttled {
+                    text: text.to_owned(),
+                    retry_after,
+                };
+            }
+        }
+        Self::Bye(text.to_owned())
     }
 
     /// The API / log view: code, message, hint.
@@ -139,5 +192,28 @@ pub struct ErrorReport {
 impl fmt::Display for ErrorReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {} (hint: {})", self.code, self.message, self.hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bye_texts_are_classified() {
+        let t = MailboxError::from_bye(
+            "User is authenticated but not connected. Suggested Backoff Time: 1200 milliseconds",
+        );
+        assert_eq!(t.code(), "imap_throttled");
+        assert_eq!(t.retry_after(), Some(Duration::from_millis(1200)));
+        let c = MailboxError::from_bye(
+            "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)",
+        );
+        assert_eq!(c.code(), "imap_too_many_connections");
+        assert_eq!(
+            MailboxError::from_bye("Server shutting down.").code(),
+            "imap_server_bye"
+        );
+        assert_eq!(c.disposition(), Disposition::Retry);
     }
 }

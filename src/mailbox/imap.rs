@@ -246,7 +246,7 @@ impl Imap {
         match self.stream.next(&mut self.client).await.map_err(lost)? {
             Event::StatusReceived {
                 status: Status::Bye(bye),
-            } => Err(MailboxError::Bye(bye.text.to_string())),
+            } => Err(MailboxError::from_bye(bye.text.as_ref())),
             e => Ok(e),
         }
     }
@@ -255,7 +255,7 @@ impl Imap {
         loop {
             if let Event::GreetingReceived { greeting } = self.event().await? {
                 if greeting.kind == GreetingKind::Bye {
-                    return Err(MailboxError::Bye(greeting.text.to_string()));
+                    return Err(MailboxError::from_bye(greeting.text.as_ref()));
                 }
                 if let Some(Code::Capability(caps)) = greeting.code {
                     self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
@@ -345,7 +345,12 @@ impl Imap {
                 )
             })?;
         match self.run(body).await {
-            Err(MailboxError::Protocol(text)) => Err(MailboxError::Auth(text)),
+            // A refused LOGIN is not always about credentials: a connection
+            // limit or throttling must not park the mailbox in needs_reauth.
+            Err(MailboxError::Protocol(text)) => Err(match MailboxError::from_bye(&text) {
+                MailboxError::Bye(_) => MailboxError::Auth(text),
+                limit_or_throttle => limit_or_throttle,
+            }),
             other => other.map(drop),
         }
     }

@@ -114,10 +114,12 @@ impl Lifecycle {
         self.healthy_since.get_or_insert(now);
     }
 
-    /// The session ended with a failure classified as `disposition`.
+    /// The session ended with a failure classified as `disposition`; the
+    /// server may have named a least wait (`retry_after`).
     pub fn failed(
         &mut self,
         disposition: Disposition,
+        retry_after: Option<Duration>,
         now: DateTime<Utc>,
         rng: &mut impl Rng,
     ) -> Next {
@@ -139,7 +141,8 @@ impl Lifecycle {
             return Next::RetryAt(at(now, self.policy.cool_off));
         }
         self.state = MailboxState::Backoff;
-        Next::RetryAt(at(now, self.policy.backoff.delay(self.failures, rng)))
+        let delay = self.policy.backoff.delay(self.failures, rng);
+        Next::RetryAt(at(now, delay.max(retry_after.unwrap_or_default())))
     }
 
     /// The session ended because the gateway is stopping.
@@ -195,21 +198,32 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let now = t0();
         assert_eq!(l.before_connect(now), Next::Connect);
-        let first = secs(l.failed(Disposition::Retry, now, &mut rng), now);
+        let first = secs(l.failed(Disposition::Retry, None, now, &mut rng), now);
         assert!((1..=2).contains(&first), "{first}");
         assert_eq!(l.state(), MailboxState::Backoff);
-        let second = secs(l.failed(Disposition::Retry, now, &mut rng), now);
+        let second = secs(l.failed(Disposition::Retry, None, now, &mut rng), now);
         assert!((2..=4).contains(&second), "{second}");
         assert_eq!(
-            secs(l.failed(Disposition::Retry, now, &mut rng), now),
+            secs(l.failed(Disposition::Retry, None, now, &mut rng), now),
             15 * 60
         );
         assert_eq!(l.state(), MailboxState::CoolOff);
         assert_eq!(l.failures(), 0);
         // A new round starts with the shortest delay again.
-        let again = secs(l.failed(Disposition::Retry, now, &mut rng), now);
+        let again = secs(l.failed(Disposition::Retry, None, now, &mut rng), now);
         assert!((1..=2).contains(&again), "{again}");
         assert_eq!(l.state(), MailboxState::Backoff);
+    }
+
+    #[test]
+    fn a_suggested_wait_is_honoured() {
+        let mut l = Lifecycle::new(policy(&[], "UTC"), MailboxState::Connecting);
+        let mut rng = StdRng::seed_from_u64(4);
+        let wait = Some(Duration::from_secs(30));
+        assert_eq!(
+            secs(l.failed(Disposition::Retry, wait, t0(), &mut rng), t0()),
+            30
+        );
     }
 
     #[test]
@@ -217,7 +231,7 @@ mod tests {
         let mut l = Lifecycle::new(policy(&[], "UTC"), MailboxState::Connecting);
         let mut rng = StdRng::seed_from_u64(2);
         assert_eq!(
-            l.failed(Disposition::NeedsAction, t0(), &mut rng),
+            l.failed(Disposition::NeedsAction, None, t0(), &mut rng),
             Next::WaitForOperator
         );
         assert_eq!(l.state(), MailboxState::NeedsReauth);
@@ -228,23 +242,25 @@ mod tests {
         let mut l = Lifecycle::new(policy(&[], "UTC"), MailboxState::Connecting);
         let mut rng = StdRng::seed_from_u64(3);
         let now = t0();
-        l.failed(Disposition::Retry, now, &mut rng);
-        l.failed(Disposition::Retry, now, &mut rng);
+        l.failed(Disposition::Retry, None, now, &mut rng);
+        l.failed(Disposition::Retry, None, now, &mut rng);
         assert_eq!(l.failures(), 2);
         // Healthy, but not for long: the count goes on (and cools off).
         l.idle(now);
         l.failed(
             Disposition::Retry,
+            None,
             now + chrono::Duration::seconds(5),
             &mut rng,
         );
         assert_eq!(l.state(), MailboxState::CoolOff);
-        l.failed(Disposition::Retry, now, &mut rng);
+        l.failed(Disposition::Retry, None, now, &mut rng);
         assert_eq!(l.failures(), 1);
         // Healthy for the stable period: the next failure is the first.
         l.idle(now);
         l.failed(
             Disposition::Retry,
+            None,
             now + chrono::Duration::seconds(60),
             &mut rng,
         );

@@ -28,6 +28,7 @@ pub struct Dovecot {
     /// How clients connect.
     pub transport: Transport,
     no_idle: bool,
+    extra_config: String,
 }
 
 /// How clients reach the test Dovecot.
@@ -60,6 +61,8 @@ pub struct DovecotOptions {
     pub transport: Transport,
     /// Hide IDLE from the capabilities announced after login.
     pub no_idle: bool,
+    /// Extra lines for dovecot.conf.
+    pub extra_config: String,
 }
 
 /// A port nobody is listening on right now.
@@ -116,6 +119,7 @@ impl Dovecot {
             ca_file,
             transport: opts.transport,
             no_idle: opts.no_idle,
+            extra_config: opts.extra_config.clone(),
         };
         me.write_config();
         let mut me = me;
@@ -137,6 +141,7 @@ impl Dovecot {
         } else {
             ""
         };
+        let extra = &self.extra_config;
         let plaintext = if self.transport == Transport::Starttls {
             "yes"
         } else {
@@ -157,6 +162,7 @@ auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 {ssl}
 {capability}
+{extra}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd
@@ -244,6 +250,21 @@ service stats {{
             .lines()
             .filter(|l| l.contains(&format!("Login: user=<{user}>")))
             .count()
+    }
+
+    /// Creates the folder `name` in `user`'s mailbox (Maildir++ layout).
+    pub fn create_folder(&self, user: &str, name: &str) {
+        let dir = self
+            .dir
+            .path()
+            .join("home")
+            .join(user)
+            .join("Maildir")
+            .join(format!(".{name}"));
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        }
+        chown_tree(&dir);
     }
 
     /// Delivers a message into `user`'s INBOX the Maildir way (tmp, then
