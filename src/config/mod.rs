@@ -95,6 +95,7 @@ pub struct RawMailbox {
     pub command_timeout_seconds: Option<i64>,
     pub idle_refresh_minutes: Option<i64>,
     pub poll_interval_seconds: Option<i64>,
+    pub idle_keepalive_seconds: Option<i64>,
     pub sync_start_date: Option<toml::Value>,
     pub folders: Option<Vec<String>>,
     pub allowed_domains: Option<Vec<String>>,

@@ -153,6 +153,8 @@ pub struct MailboxConfig {
     pub command_timeout: Duration,
     /// How often IDLE is re-issued.
     pub idle_refresh: Duration,
+    /// A socket silent this long during IDLE is tested with DONE.
+    pub idle_keepalive: Duration,
     /// How often a server without IDLE is polled.
     pub poll_interval: Duration,
     /// Mail with an internal date before this day is never imported.
@@ -598,6 +600,13 @@ fn mailbox(
             1..=29,
         ),
     );
+    let idle_keepalive = Duration::from_secs(int(
+        errs,
+        &key("idle_keepalive_seconds"),
+        m.idle_keepalive_seconds.or(d.idle_keepalive_seconds),
+        300,
+        1..=1800,
+    ));
     let poll_interval = Duration::from_secs(int(
         errs,
         &key("poll_interval_seconds"),
@@ -670,6 +679,7 @@ fn mailbox(
         command_timeout,
         idle_refresh,
         poll_interval,
+        idle_keepalive,
         sync_start_date,
         folders,
         allowed_domains,

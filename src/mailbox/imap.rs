@@ -281,9 +281,19 @@ impl Imap {
         &mut self,
         tag: &Tag<'static>,
     ) -> Result<Option<Data<'static>>, MailboxError> {
-        let limit = self.command_timeout;
+        self.next_data_within(tag, self.command_timeout, "command response")
+            .await
+    }
+
+    /// [`next_data`](Self::next_data) with its own deadline per response.
+    async fn next_data_within(
+        &mut self,
+        tag: &Tag<'static>,
+        limit: Duration,
+        step: &'static str,
+    ) -> Result<Option<Data<'static>>, MailboxError> {
         loop {
-            let event = within(limit, "command response", self.event()).await?;
+            let event = within(limit, step, self.event()).await?;
             match event {
                 Event::DataReceived { data } => return Ok(Some(data)),
                 Event::StatusReceived {
@@ -541,10 +551,14 @@ impl Imap {
     }
 
     /// Waits in IDLE until new mail, the refresh interval, or `stop` resolves;
-    /// then ends IDLE cleanly (DONE and the tagged OK).
+    /// then ends IDLE cleanly (DONE and the tagged OK). A socket silent for
+    /// `keepalive` is tested the same way: DONE must be answered within
+    /// `answer_within`, or the session counts as dropped.
     pub async fn idle(
         &mut self,
         refresh: Duration,
+        keepalive: Duration,
+        answer_within: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<IdleEnd, MailboxError> {
         let tag = self.send(CommandBody::Idle);
@@ -561,20 +575,28 @@ impl Imap {
             tokio::pin!(stop);
             let deadline = tokio::time::sleep(refresh);
             tokio::pin!(deadline);
+            let silence = tokio::time::sleep(keepalive);
+            tokio::pin!(silence);
             loop {
                 tokio::select! {
                     event = self.event() => {
                         if let Event::DataReceived { data: Data::Exists(_) } = event? {
                             break IdleEnd::NewMail;
                         }
+                        silence.as_mut().reset(Instant::now() + keepalive);
                     }
                     _ = &mut deadline => break IdleEnd::Refresh,
+                    _ = &mut silence => break IdleEnd::Refresh,
                     _ = &mut stop => break IdleEnd::Stopped,
                 }
             }
         };
         self.client.set_idle_done();
-        while self.next_data(&tag).await?.is_some() {}
+        while self
+            .next_data_within(&tag, answer_within, "IDLE keepalive (DONE)")
+            .await?
+            .is_some()
+        {}
         Ok(end)
     }
 

@@ -162,7 +162,9 @@ impl SessionContext {
             let stop = outlet.ctx.stop_signal();
             let end = if idle {
                 outlet.ctx.report(Progress::Idle);
-                imap.idle(outlet.ctx.mailbox.idle_refresh, stop).await?
+                let m = &outlet.ctx.mailbox;
+                imap.idle(m.idle_refresh, m.idle_keepalive, m.connection_timeout, stop)
+                    .await?
             } else {
                 outlet.ctx.report(Progress::Polling);
                 imap.poll(outlet.ctx.mailbox.poll_interval, stop).await?

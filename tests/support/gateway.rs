@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use super::{dovecot::free_port, eventually, Dovecot};
 
-/// One `[[mailbox]]` entry pointing at a test Dovecot user. The login
-/// timeout is generous: Dovecot delays repeated failed logins by seconds.
+/// One `[[mailbox]]` entry pointing at a test Dovecot user. The gateway's
+/// `[defaults]` make logins patient (20 s): Dovecot delays repeated failed
+/// logins by seconds.
 pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
     let security = dovecot.transport.security();
     let ca = match &dovecot.ca_file {
@@ -23,7 +24,7 @@ pub fn mailbox(id: &str, dovecot: &Dovecot, user: &str, extra: &str) -> String {
         None => String::new(),
     };
     format!(
-        "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\nconnection_timeout_ms = 20000\n{extra}\n",
+        "[[mailbox]]\nid = {id:?}\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n{ca}username = {user:?}\npassword = \"pw-{user}\"\n{extra}\n",
         dovecot.port
     )
 }
@@ -49,7 +50,7 @@ impl Gateway {
         let port = free_port();
         let config = data_dir.with_extension("toml");
         let text = format!(
-            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n\n[pipeline]\n{pipeline}\n\n{mailboxes}",
+            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n\n[pipeline]\n{pipeline}\n\n[defaults]\nconnection_timeout_ms = 20000\n\n{mailboxes}",
             data_dir.display().to_string()
         );
         fs::write(&config, text).expect("write config");

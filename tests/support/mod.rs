@@ -6,6 +6,7 @@
 pub mod dovecot;
 pub mod gateway;
 pub mod mail;
+pub mod proxy;
 
 use std::time::{Duration, Instant};
 

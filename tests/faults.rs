@@ -1,0 +1,86 @@
+//! Faults a real server will not produce on request, injected by a TCP proxy
+//! between the gateway and Dovecot: every connection dropped mid-IDLE, and a
+//! socket that goes silent past the IDLE keepalive deadline. Each time the
+//! mailbox recovers with no lost and no doubled ticket.
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use support::{eventually, mail, mailbox, proxy::Proxy, users, Dovecot, DovecotOptions, Gateway};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn through(proxy: &Proxy, dovecot: &Dovecot, user: &str, extra: &str) -> String {
+    mailbox("m", dovecot, user, extra).replace(
+        &format!("port = {}", dovecot.port),
+        &format!("port = {}", proxy.port),
+    )
+}
+
+fn unique_subjects(g: &Gateway) -> usize {
+    let tickets = g.tickets(None);
+    let set: HashSet<String> = tickets.iter().map(|t| t["subject"].to_string()).collect();
+    assert_eq!(set.len(), tickets.len(), "doubled tickets: {tickets:?}");
+    set.len()
+}
+
+#[test]
+fn every_connection_dropped_mid_idle() {
+    let accounts = users("fdrop", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    let data = tempfile::tempdir().unwrap();
+    dovecot.deliver("fdrop0", &mail::simple("a@c.test", "before the drop"), None);
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &through(&proxy, &dovecot, "fdrop0", ""),
+    );
+    g.wait_for_tickets(None, 1, WAIT);
+    g.wait_for_state("m", "idle", WAIT);
+    proxy.drop_all();
+    eventually("the drop to be noticed", WAIT, || {
+        g.json("/api/mailboxes/m")["last_error"]["code"] == "imap_connection_lost"
+    });
+    dovecot.deliver("fdrop0", &mail::simple("b@c.test", "after the drop"), None);
+    g.wait_for_tickets(None, 2, WAIT);
+    g.wait_for_state("m", "idle", WAIT);
+    assert_eq!(unique_subjects(&g), 2);
+}
+
+#[test]
+fn a_silent_socket_is_caught_by_the_idle_keepalive() {
+    let accounts = users("fstall", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    let data = tempfile::tempdir().unwrap();
+    let extra = "idle_keepalive_seconds = 1\nconnection_timeout_ms = 1000\nbackoff_initial_ms = 100\nbackoff_max_ms = 200";
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &through(&proxy, &dovecot, "fstall0", extra),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    proxy.stall(true);
+    eventually("the silence to be detected", WAIT, || {
+        g.json("/api/mailboxes/m")["last_error"]["code"] == "connection_timeout"
+    });
+    let view = g.json("/api/mailboxes/m");
+    assert!(
+        view["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{view}"
+    );
+    proxy.stall(false);
+    dovecot.deliver(
+        "fstall0",
+        &mail::simple("s@c.test", "after the stall"),
+        None,
+    );
+    g.wait_for_tickets(None, 1, WAIT);
+    g.wait_for_state("m", "idle", WAIT);
+    assert_eq!(unique_subjects(&g), 1);
+}
