@@ -17,7 +17,9 @@ use tokio::{
 use crate::{
     config::{Config, MailboxConfig},
     http::{self, ApiState},
-    mailbox::{schedule::SystemClock, status::Board, MailboxSupervisor, Shared},
+    mailbox::{
+        admission::Admission, schedule::SystemClock, status::Board, MailboxSupervisor, Shared,
+    },
     parse::Parser,
     pipeline::Edge,
     store::{RocksStore, Store, StoreError},
@@ -86,6 +88,10 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         store: store.clone(),
         board: board.clone(),
         clock: Arc::new(SystemClock),
+        admission: Arc::new(Admission::new(
+            cfg.gateway.max_concurrent_logins_per_host,
+            cfg.gateway.logins_per_second_per_host,
+        )),
         shutdown: shutdown_rx,
         alive: alive.downgrade(),
     };

@@ -47,6 +47,10 @@ pub struct RawGateway {
     pub shutdown_grace_seconds: Option<i64>,
     /// Threads that run mailbox sessions (0 = one per core).
     pub io_threads: Option<i64>,
+    /// Connect-and-login attempts in flight per IMAP host.
+    pub max_concurrent_logins_per_host: Option<i64>,
+    /// Connect-and-login attempts started per second per IMAP host.
+    pub logins_per_second_per_host: Option<i64>,
 }
 
 /// `[pipeline]` as written.

@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::{RawConfig, RawMailbox, RawTicket, Secret};
+use crate::mailbox::admission::{DEFAULT_MAX_CONCURRENT, DEFAULT_PER_SECOND};
 use crate::mailbox::schedule::{
     Backoff, SkipWindow, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_REFRESH_MINUTES,
 };
@@ -46,6 +47,10 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Threads that run mailbox sessions.
     pub io_threads: usize,
+    /// Connect-and-login attempts in flight per IMAP host.
+    pub max_concurrent_logins_per_host: usize,
+    /// Connect-and-login attempts started per second per IMAP host.
+    pub logins_per_second_per_host: u32,
 }
 
 /// `[pipeline]`, validated.
@@ -251,6 +256,20 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         } else {
             io_threads as usize
         },
+        max_concurrent_logins_per_host: int(
+            &mut errs,
+            "gateway.max_concurrent_logins_per_host",
+            g.max_concurrent_logins_per_host,
+            DEFAULT_MAX_CONCURRENT as i64,
+            1..=10_000,
+        ) as usize,
+        logins_per_second_per_host: int(
+            &mut errs,
+            "gateway.logins_per_second_per_host",
+            g.logins_per_second_per_host,
+            i64::from(DEFAULT_PER_SECOND),
+            1..=100_000,
+        ) as u32,
     };
 
     let p = raw.pipeline;

@@ -13,6 +13,7 @@ use rand::thread_rng;
 use tokio::sync::{mpsc, watch};
 
 use super::{
+    admission::Admission,
     error::MailboxError,
     lifecycle::{Lifecycle, Next, Policy, DEFAULT_STABLE_PERIOD},
     schedule::Clock,
@@ -40,6 +41,8 @@ pub struct Shared {
     pub board: Board,
     /// The schedule's clock.
     pub clock: Arc<dyn Clock>,
+    /// Per-host login gates.
+    pub admission: Arc<Admission>,
     /// Becomes `true` when the gateway stops.
     pub shutdown: watch::Receiver<bool>,
     /// Upgraded into each session; shutdown waits until none is held. Weak,
@@ -147,6 +150,7 @@ impl MailboxActor {
             events: ctx.address().recipient(),
             committed: ctx.address().recipient(),
             shutdown: self.shared.shutdown.clone(),
+            admission: self.shared.admission.clone(),
             stop,
             alive,
         };

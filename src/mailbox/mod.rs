@@ -3,6 +3,7 @@
 //! classification and reconnect schedule.
 
 mod actor;
+pub mod admission;
 pub mod error;
 pub mod imap;
 pub mod lifecycle;

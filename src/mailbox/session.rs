@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::{
+    admission::Admission,
     error::MailboxError,
     imap::{IdleEnd, Imap, Steps},
 };
@@ -63,6 +64,8 @@ pub struct SessionContext {
     pub committed: Recipient<Committed>,
     /// Becomes `true` when the gateway stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Per-host login gates.
+    pub admission: Arc<Admission>,
     /// Becomes `true` (or closes) when the actor wants this session to end
     /// (pause, a skip window starting).
     pub stop: watch::Receiver<bool>,
@@ -131,8 +134,13 @@ impl SessionContext {
     async fn session(&self) -> Result<(), MailboxError> {
         self.report(Progress::Connecting);
         let mut steps = Steps::default();
+        let permit = tokio::select! {
+            p = self.admission.admit(&self.mailbox.host) => p,
+            _ = self.stop_signal() => return Ok(()),
+        };
         let mut imap =
             Imap::connect(&self.mailbox, self.pipeline.max_message_bytes, &mut steps).await?;
+        drop(permit);
         let folder = self.mailbox.folders[self.folder].clone();
         let selected = imap.select(&folder).await?;
         let store = self.store.clone();

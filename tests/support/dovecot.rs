@@ -29,6 +29,7 @@ pub struct Dovecot {
     pub transport: Transport,
     no_idle: bool,
     extra_config: String,
+    login_process_limit: Option<u32>,
 }
 
 /// How clients reach the test Dovecot.
@@ -63,6 +64,9 @@ pub struct DovecotOptions {
     pub no_idle: bool,
     /// Extra lines for dovecot.conf.
     pub extra_config: String,
+    /// One imap-login process per connection, at most this many at once:
+    /// beyond it Dovecot logs "process_limit (N) reached".
+    pub login_process_limit: Option<u32>,
 }
 
 /// A port nobody is listening on right now.
@@ -120,6 +124,7 @@ impl Dovecot {
             transport: opts.transport,
             no_idle: opts.no_idle,
             extra_config: opts.extra_config.clone(),
+            login_process_limit: opts.login_process_limit,
         };
         me.write_config();
         let mut me = me;
@@ -142,6 +147,10 @@ impl Dovecot {
             ""
         };
         let extra = &self.extra_config;
+        let login_limit = match self.login_process_limit {
+            Some(n) => format!("service_count = 1\n  process_limit = {n}\n"),
+            None => String::new(),
+        };
         let plaintext = if self.transport == Transport::Starttls {
             "yes"
         } else {
@@ -172,6 +181,7 @@ userdb {{
   args = {root}/passwd
 }}
 service imap-login {{
+  {login_limit}
   chroot =
   inet_listener imap {{
     address = 127.0.0.1

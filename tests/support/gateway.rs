@@ -47,10 +47,21 @@ impl Gateway {
 
     /// [`start`](Self::start) with `RUST_LOG` set to `rust_log`.
     pub fn start_logged(data_dir: &Path, pipeline: &str, mailboxes: &str, rust_log: &str) -> Self {
+        Self::start_full(data_dir, "", pipeline, mailboxes, rust_log)
+    }
+
+    /// [`start`](Self::start) with extra `[gateway]` lines and `RUST_LOG`.
+    pub fn start_full(
+        data_dir: &Path,
+        gateway: &str,
+        pipeline: &str,
+        mailboxes: &str,
+        rust_log: &str,
+    ) -> Self {
         let port = free_port();
         let config = data_dir.with_extension("toml");
         let text = format!(
-            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n\n[pipeline]\n{pipeline}\n\n[defaults]\nconnection_timeout_ms = 20000\n\n{mailboxes}",
+            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n{gateway}\n\n[pipeline]\n{pipeline}\n\n[defaults]\nconnection_timeout_ms = 20000\n\n{mailboxes}",
             data_dir.display().to_string()
         );
         fs::write(&config, text).expect("write config");
