@@ -1,7 +1,8 @@
 //! Faults a real server will not produce on request, injected by a TCP proxy
-//! between the gateway and Dovecot: every connection dropped mid-IDLE, and a
-//! socket that goes silent past the IDLE keepalive deadline. Each time the
-//! mailbox recovers with no lost and no doubled ticket.
+//! between the gateway and Dovecot: every connection dropped mid-IDLE, a
+//! socket that goes silent past the IDLE keepalive deadline, a greeting
+//! slower than the connection timeout, and refused connections. Each time
+//! the mailbox recovers with no lost and no doubled ticket.
 
 mod support;
 
@@ -80,6 +81,68 @@ fn a_silent_socket_is_caught_by_the_idle_keepalive() {
         &mail::simple("s@c.test", "after the stall"),
         None,
     );
+    g.wait_for_tickets(None, 1, WAIT);
+    g.wait_for_state("m", "idle", WAIT);
+    assert_eq!(unique_subjects(&g), 1);
+}
+
+/// Starts the gateway through `proxy` with short timeouts and retries.
+fn quick(proxy: &Proxy, dovecot: &Dovecot, user: &str, data: &std::path::Path) -> Gateway {
+    let extra = "connection_timeout_ms = 1000\nbackoff_initial_ms = 100\nbackoff_max_ms = 200\nmax_tries = 1000";
+    Gateway::start(
+        &data.join("store"),
+        "",
+        &through(proxy, dovecot, user, extra),
+    )
+}
+
+#[test]
+fn a_greeting_slower_than_the_timeout() {
+    let accounts = users("fslow", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    proxy.delay_greeting(Duration::from_secs(3));
+    dovecot.deliver(
+        "fslow0",
+        &mail::simple("g@c.test", "behind a slow greeting"),
+        None,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let g = quick(&proxy, &dovecot, "fslow0", data.path());
+    eventually("the slow greeting to time out", WAIT, || {
+        let v = g.json("/api/mailboxes/m");
+        v["last_error"]["code"] == "connection_timeout"
+            && v["last_error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("greeting")
+    });
+    proxy.delay_greeting(Duration::ZERO);
+    g.wait_for_tickets(None, 1, WAIT);
+    g.wait_for_state("m", "idle", WAIT);
+    assert_eq!(unique_subjects(&g), 1);
+}
+
+#[test]
+fn refused_connections() {
+    let accounts = users("frefuse", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    let data = tempfile::tempdir().unwrap();
+    let g = quick(&proxy, &dovecot, "frefuse0", data.path());
+    g.wait_for_state("m", "idle", WAIT);
+    proxy.refuse(true);
+    proxy.drop_all();
+    eventually("the refusals to be seen", WAIT, || {
+        g.metrics()
+            .contains("mailgate_mailbox_errors_total{code=\"imap_connection_lost\"} 3")
+    });
+    dovecot.deliver(
+        "frefuse0",
+        &mail::simple("r@c.test", "sent while refused"),
+        None,
+    );
+    proxy.refuse(false);
     g.wait_for_tickets(None, 1, WAIT);
     g.wait_for_state("m", "idle", WAIT);
     assert_eq!(unique_subjects(&g), 1);

@@ -1,17 +1,21 @@
 //! A fault-injecting TCP proxy between the gateway and Dovecot, for what a
-//! real server will not do on request: drop every connection at once, or go
-//! silent (accept bytes, forward none) while keeping the socket open.
+//! real server will not do on request: drop every connection at once, go
+//! silent (accept bytes, forward none) while keeping the socket open, refuse
+//! new connections, or hold back the greeting.
 
 use std::{
     io::{Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
     sync::{Arc, Condvar, Mutex},
     thread,
+    time::Duration,
 };
 
 #[derive(Default)]
 struct State {
     stalled: bool,
+    refusing: bool,
+    greeting_delay: Duration,
     open: Vec<TcpStream>,
 }
 
@@ -31,6 +35,16 @@ impl Proxy {
         let shared = state.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                let (refusing, delay) = {
+                    let s = shared.0.lock().unwrap();
+                    (s.refusing, s.greeting_delay)
+                };
+                if refusing {
+                    // Closed at once, before any byte: what a full or
+                    // firewalled server does.
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
@@ -39,16 +53,14 @@ impl Proxy {
                     s.open.push(client.try_clone().expect("clone"));
                     s.open.push(server.try_clone().expect("clone"));
                 }
-                for (from, to) in [
-                    (
-                        client.try_clone().expect("clone"),
-                        server.try_clone().expect("clone"),
-                    ),
-                    (server, client),
-                ] {
-                    let st = shared.clone();
-                    thread::spawn(move || pump(from, to, &st));
-                }
+                let st = shared.clone();
+                let (c, s) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                thread::spawn(move || pump(c, s, &st, Duration::ZERO));
+                let st = shared.clone();
+                thread::spawn(move || pump(server, client, &st, delay));
             }
         });
         Self { port, state }
@@ -60,6 +72,16 @@ impl Proxy {
         self.state.1.notify_all();
     }
 
+    /// While refusing, new connections are closed before any byte.
+    pub fn refuse(&self, on: bool) {
+        self.state.0.lock().unwrap().refusing = on;
+    }
+
+    /// Holds the server's first bytes (the greeting) of new connections this long.
+    pub fn delay_greeting(&self, delay: Duration) {
+        self.state.0.lock().unwrap().greeting_delay = delay;
+    }
+
     /// Closes every connection made so far (new ones still go through).
     pub fn drop_all(&self) {
         for s in self.state.0.lock().unwrap().open.drain(..) {
@@ -68,8 +90,18 @@ impl Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, state: &(Mutex<State>, Condvar)) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    state: &(Mutex<State>, Condvar),
+    first_delay: Duration,
+) {
     let mut buf = [0u8; 16 * 1024];
+    if !first_delay.is_zero() {
+        // A slow server: the greeting leaves late. Waiting out a delay is
+        // the fault itself, not synchronisation.
+        thread::sleep(first_delay);
+    }
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
