@@ -1,19 +1,22 @@
 //! `mailgate check-config` against bad files: every error with its key path,
 //! the value and the fix; exit 0 on the documented example.
 
-use std::{fs, path::Path, process::Command};
+mod support;
+
+use std::{fs, path::Path};
 
 fn check(path: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailgate"))
-        .args(["check-config", "--config"])
-        .arg(path)
-        .env_remove("MAILGATE_TEST_UNSET_VAR")
-        .env("SUPPORT_IMAP_PASSWORD", "from-env")
-        .output()
-        .expect("run mailgate");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    support::cli(
+        &[
+            "check-config".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+        ],
+        &[
+            ("MAILGATE_TEST_UNSET_VAR", None),
+            ("SUPPORT_IMAP_PASSWORD", Some("from-env")),
+        ],
+    )
 }
 
 #[test]

@@ -3,22 +3,22 @@
 
 mod support;
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, path::Path};
 
 use support::{
     dovecot::free_port, gateway::http_post, mail, mailbox, users, Dovecot, DovecotOptions, Gateway,
 };
 
 fn test_connection(config: &Path, id: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailgate"))
-        .args(["test-connection", "--config"])
-        .arg(config)
-        .arg(id)
-        .output()
-        .expect("run mailgate");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    support::cli(
+        &[
+            "test-connection".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            id.as_ref(),
+        ],
+        &[],
+    )
 }
 
 #[test]
