@@ -4,21 +4,23 @@
 //! writer commits what it holds.
 
 use std::{
+    path::{Path, PathBuf},
     sync::{atomic::AtomicBool, atomic::Ordering, Arc},
     time::Duration,
 };
 
-use actix::{Actor, Arbiter, SyncArbiter};
+use actix::{Actor, Addr, Arbiter, SyncArbiter};
 use tokio::{
     sync::{mpsc, watch},
     time::{timeout, Instant},
 };
 
 use crate::{
-    config::{Config, MailboxConfig},
+    config::{self, Config, MailboxConfig},
     http::{self, ApiState},
     mailbox::{
-        admission::Admission, schedule::SystemClock, status::Board, MailboxSupervisor, Shared,
+        admission::Admission, schedule::SystemClock, status::Board, MailboxSupervisor, Reload,
+        Shared,
     },
     parse::Parser,
     pipeline::Edge,
@@ -55,7 +57,8 @@ pub enum AppError {
 }
 
 /// Runs the gateway until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> Result<(), AppError> {
+/// `config_path` is read again on SIGHUP.
+pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
     telemetry::install();
     let dir = &cfg.gateway.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir {
@@ -97,16 +100,15 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     };
     let handles = io_threads.iter().map(Arbiter::handle).collect();
     let mailboxes: Vec<Arc<MailboxConfig>> = cfg.mailboxes.iter().cloned().map(Arc::new).collect();
-    let supervisor = MailboxSupervisor::new(mailboxes.clone(), handles, shared).start();
+    let supervisor = MailboxSupervisor::new(mailboxes, handles, shared).start();
 
     let ready = Arc::new(AtomicBool::new(true));
     let api = ApiState {
         store,
         board,
         ready: ready.clone(),
-        mailboxes: Arc::new(mailboxes.into_iter().map(|m| (m.id.clone(), m)).collect()),
         max_message_bytes: cfg.pipeline.max_message_bytes,
-        supervisor,
+        supervisor: supervisor.clone(),
     };
     let listen = cfg.gateway.listen;
     let server = http::serve(api, listen).map_err(|e| AppError::Listen {
@@ -117,7 +119,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     actix::spawn(server);
     tracing::info!(%listen, mailboxes = cfg.mailboxes.len(), "mailgate running");
 
-    wait_for_signal().await;
+    serve_until_stopped(&config_path, &supervisor).await;
     let deadline = Instant::now() + cfg.gateway.shutdown_grace;
     tracing::info!(grace = ?cfg.gateway.shutdown_grace, "shutting down");
     ready.store(false, Ordering::Relaxed);
@@ -158,15 +160,45 @@ async fn timeout_at<F: std::future::Future>(deadline: Instant, f: F) -> Option<F
         .ok()
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
+/// Waits for SIGTERM or Ctrl-C; on each SIGHUP in between, reloads the
+/// mailboxes from `path`. A file with errors is reported and ignored: the
+/// running configuration stays.
+async fn serve_until_stopped(path: &Path, supervisor: &Addr<MailboxSupervisor>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = recv(&mut term) => return,
+            _ = recv(&mut hup) => reload(path, supervisor).await,
+        }
+    }
+}
+
+async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+async fn reload(path: &Path, supervisor: &Addr<MailboxSupervisor>) {
+    match config::load(path) {
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(error = %e, "reload rejected; the running configuration stays");
             }
-        } => {}
+        }
+        Ok(next) => {
+            // Only mailboxes change on reload; [gateway] and [pipeline]
+            // need a restart.
+            let mailboxes = next.mailboxes.into_iter().map(Arc::new).collect();
+            if let Err(e) = supervisor.send(Reload(mailboxes)).await {
+                tracing::error!(error = %e, "reload could not reach the mailbox supervisor");
+            }
+        }
     }
 }

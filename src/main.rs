@@ -127,7 +127,7 @@ fn main() -> ExitCode {
                 }
             };
             let system = actix::System::new();
-            match system.block_on(mailgate::app::run(cfg)) {
+            match system.block_on(mailgate::app::run(cfg, config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mailgate: {e}");

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 use support::{
-    dovecot::free_port, gateway::http_post, mail, mailbox, users, Dovecot, DovecotOptions, Gateway,
+    dovecot::free_port, gateway, gateway::http_post, mail, mailbox, users, Dovecot, DovecotOptions,
+    Gateway,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -296,5 +297,60 @@ fn admission_keeps_a_login_storm_within_the_servers_limit() {
             "max_concurrent_logins_per_host = 2\nlogins_per_second_per_host = 200"
         ),
         "admission let more than two logins run at once"
+    );
+}
+
+#[test]
+fn sighup_reloads_mailboxes_and_leaves_unchanged_ones_alone() {
+    let accounts = users("reload", 4);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let keep = mailbox("keep", &dovecot, "reload0", "");
+    let gone = mailbox("gone", &dovecot, "reload1", "");
+    let fixed = mailbox("fixed", &dovecot, "reload2", "").replace("pw-reload2", "old-password");
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &format!("{keep}{gone}{fixed}"),
+    );
+    g.wait_for_state("keep", "idle", WAIT);
+    g.wait_for_state("gone", "idle", WAIT);
+    g.wait_for_state("fixed", "needs_reauth", WAIT);
+
+    // keep: unchanged; gone: removed; fixed: new password; added: new.
+    let added = mailbox("added", &dovecot, "reload3", "");
+    let fixed = mailbox("fixed", &dovecot, "reload2", "");
+    g.reload(&format!("{keep}{fixed}{added}"));
+    g.wait_for_state("fixed", "idle", WAIT);
+    g.wait_for_state("added", "idle", WAIT);
+    support::eventually("gone to go", WAIT, || {
+        gateway::http_get(g.port(), "/api/mailboxes/gone").is_some_and(|(status, _)| status == 404)
+    });
+    assert!(g.log().contains("configuration reloaded"), "{}", g.log());
+
+    // A broken file is refused and the running mailboxes stay.
+    g.reload("[[mailbox]]\nid = \"broken\"\n");
+    support::eventually("the rejection to be logged", WAIT, || {
+        g.log().contains("reload rejected")
+    });
+    assert_eq!(g.json("/api/mailboxes").as_array().unwrap().len(), 3);
+
+    dovecot.deliver(
+        "reload0",
+        &mail::simple("k@c.test", "to the kept mailbox"),
+        None,
+    );
+    g.wait_for_tickets(Some("keep"), 1, WAIT);
+    dovecot.stop();
+    let log = dovecot.log();
+    assert_eq!(
+        dovecot.logins("reload0"),
+        1,
+        "the unchanged mailbox kept its session:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("imap(reload1)") && l.contains("Logged out")),
+        "{log}"
     );
 }

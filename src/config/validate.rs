@@ -118,7 +118,7 @@ pub struct TicketMapping {
 }
 
 /// One mailbox, validated, with its defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MailboxConfig {
     /// Stable identifier; keys checkpoints and API paths.
     pub id: String,

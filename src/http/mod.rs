@@ -1,12 +1,9 @@
 //! HTTP: health, readiness, Prometheus metrics and the admin JSON API.
 //! Store reads run on actix-web's blocking pool, never on the IO threads.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
 };
 
 use actix::Addr;
@@ -23,7 +20,7 @@ use serde_json::json;
 
 use crate::{
     config::MailboxConfig,
-    mailbox::{probe::probe, status::Board, Control, Lookup, MailboxSupervisor},
+    mailbox::{probe::probe, status::Board, Control, Lookup, MailboxActor, MailboxSupervisor},
     store::{Entry, Rejection, Store, StoreError, Ticket},
     telemetry,
 };
@@ -42,8 +39,6 @@ pub struct ApiState {
     pub board: Board,
     /// False once shutdown begins: /readyz turns 503.
     pub ready: Arc<AtomicBool>,
-    /// Every configured mailbox, for test-connection.
-    pub mailboxes: Arc<HashMap<String, Arc<MailboxConfig>>>,
     /// Passed to test-connection's session (response size bound).
     pub max_message_bytes: u32,
     /// Routes operator requests to mailbox actors.
@@ -123,24 +118,29 @@ async fn mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, Ap
         .ok_or_else(|| ApiError::NotFound(format!("no mailbox {:?} is configured", id.as_str())))
 }
 
+async fn lookup(
+    s: &ApiState,
+    id: &str,
+) -> Result<(Addr<MailboxActor>, Arc<MailboxConfig>), ApiError> {
+    s.supervisor
+        .send(Lookup(id.to_owned()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))
+}
+
 #[post("/api/mailboxes/{id}/test")]
 async fn test_mailbox(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    let cfg =
-        s.mailboxes.get(id.as_str()).cloned().ok_or_else(|| {
-            ApiError::NotFound(format!("no mailbox {:?} is configured", id.as_str()))
-        })?;
+    let (_, cfg) = lookup(&s, &id).await?;
     Ok(HttpResponse::Ok().json(probe(&cfg, s.max_message_bytes).await))
 }
 
 async fn control(s: &ApiState, id: &str, c: Control) -> Result<HttpResponse, ApiError> {
-    let unreachable = |e: actix::MailboxError| ApiError::Internal(e.to_string());
-    let addr = s
-        .supervisor
-        .send(Lookup(id.to_owned()))
+    let (addr, _) = lookup(s, id).await?;
+    let view = addr
+        .send(c)
         .await
-        .map_err(unreachable)?
-        .ok_or_else(|| ApiError::NotFound(format!("no mailbox {id:?} is configured")))?;
-    let view = addr.send(c).await.map_err(unreachable)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(view))
 }
 

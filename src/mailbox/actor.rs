@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use actix::{
-    Actor, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle, Supervised,
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle,
+    Supervised,
 };
 use chrono::{DateTime, Utc};
 use rand::thread_rng;
@@ -62,6 +63,13 @@ pub enum Control {
     Retry,
 }
 
+/// A configuration reload changed this mailbox (`None`: it was removed).
+/// Its sessions end cleanly first; then it starts over with the new
+/// settings (a fresh lifecycle, so needs_reauth is retried), or stops.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub Option<Arc<MailboxConfig>>);
+
 /// The actor's handles on one folder's session and timers.
 #[derive(Default)]
 struct Run {
@@ -81,6 +89,10 @@ pub struct MailboxActor {
     runs: Vec<Run>,
     paused: bool,
     view: MailboxView,
+    /// A reload waiting for the running sessions to end.
+    reconfigure: Option<Reconfigure>,
+    /// Removed from the configuration: never connects again.
+    removed: bool,
 }
 
 impl MailboxActor {
@@ -102,6 +114,42 @@ impl MailboxActor {
             cfg,
             shared,
             view,
+            reconfigure: None,
+            removed: false,
+        }
+    }
+
+    /// Applies a pending reload once no session of the old settings runs.
+    fn apply_reconfigure(&mut self, ctx: &mut Context<Self>) {
+        if self.runs.iter().any(|r| r.stop.is_some()) {
+            return;
+        }
+        let Some(Reconfigure(next)) = self.reconfigure.take() else {
+            return;
+        };
+        for run in &mut self.runs {
+            for h in [run.pending.take(), run.window.take()]
+                .into_iter()
+                .flatten()
+            {
+                ctx.cancel_future(h);
+            }
+        }
+        match next {
+            None => {
+                self.removed = true;
+                self.shared.board.remove(&self.cfg.id);
+                ctx.stop();
+            }
+            Some(cfg) => {
+                let checkpoint = std::mem::take(&mut self.view.checkpoint);
+                *self = Self::new(cfg, self.shared.clone());
+                self.view.checkpoint = checkpoint;
+                self.publish();
+                for folder in 0..self.folders.len() {
+                    self.start_folder(folder, ctx);
+                }
+            }
         }
     }
 
@@ -125,7 +173,11 @@ impl MailboxActor {
         if let Some(h) = self.runs[folder].pending.take() {
             ctx.cancel_future(h);
         }
-        if self.paused || self.runs[folder].stop.is_some() {
+        if self.paused
+            || self.removed
+            || self.reconfigure.is_some()
+            || self.runs[folder].stop.is_some()
+        {
             return;
         }
         let Some(alive) = self.shared.alive.upgrade() else {
@@ -200,6 +252,11 @@ impl Actor for MailboxActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.removed {
+            // A supervisor restart of a removed mailbox: stay stopped.
+            ctx.stop();
+            return;
+        }
         // One point read per folder at start (microseconds, from RocksDB's
         // block cache or one SST read), so the API shows where each folder
         // stands before its first commit.
@@ -247,6 +304,9 @@ impl Handler<SessionEvent> for MailboxActor {
             }
             Progress::Ended(result) => {
                 self.runs[folder].stop = None;
+                if self.reconfigure.is_some() {
+                    return self.apply_reconfigure(ctx);
+                }
                 if let Err(e) = &result {
                     telemetry::mailbox_error(e.code());
                     let report = e.report();
@@ -309,6 +369,18 @@ impl Handler<Control> for MailboxActor {
         }
         self.publish();
         MessageResult(self.view.clone())
+    }
+}
+
+impl Handler<Reconfigure> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, r: Reconfigure, ctx: &mut Context<Self>) {
+        self.reconfigure = Some(r);
+        for folder in 0..self.runs.len() {
+            self.stop_session(folder);
+        }
+        self.apply_reconfigure(ctx);
     }
 }
 

@@ -15,4 +15,4 @@ mod supervisor;
 mod tls;
 
 pub use actor::{Control, MailboxActor, Shared};
-pub use supervisor::{Lookup, MailboxSupervisor};
+pub use supervisor::{Lookup, MailboxSupervisor, Reload, ReloadSummary};

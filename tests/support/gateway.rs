@@ -35,6 +35,8 @@ pub struct Gateway {
     rust_log: String,
     port: u16,
     config: PathBuf,
+    /// The config file up to its mailboxes.
+    header: String,
     log: PathBuf,
 }
 
@@ -60,17 +62,18 @@ impl Gateway {
     ) -> Self {
         let port = free_port();
         let config = data_dir.with_extension("toml");
-        let text = format!(
-            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n{gateway}\n\n[pipeline]\n{pipeline}\n\n[defaults]\nconnection_timeout_ms = 20000\n\n{mailboxes}",
+        let header = format!(
+            "[gateway]\ndata_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 10\n{gateway}\n\n[pipeline]\n{pipeline}\n\n[defaults]\nconnection_timeout_ms = 20000\n\n",
             data_dir.display().to_string()
         );
-        fs::write(&config, text).expect("write config");
+        fs::write(&config, format!("{header}{mailboxes}")).expect("write config");
         let mut g = Self {
             child: None,
             rust_log: rust_log.to_owned(),
             port,
             log: data_dir.with_extension("log"),
             config,
+            header,
         };
         g.launch();
         g
@@ -103,6 +106,13 @@ impl Gateway {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the gateway first");
         self.launch();
+    }
+
+    /// Rewrites the mailboxes in the config file and sends SIGHUP.
+    pub fn reload(&self, mailboxes: &str) {
+        fs::write(&self.config, format!("{}{mailboxes}", self.header)).expect("write config");
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
     }
 
     /// SIGKILL: a crash at an arbitrary point.
