@@ -354,3 +354,55 @@ fn sighup_reloads_mailboxes_and_leaves_unchanged_ones_alone() {
         "{log}"
     );
 }
+
+#[test]
+fn an_untrusted_certificate_and_a_missing_folder_are_named() {
+    let accounts = users("tlsbad", 2);
+    let dovecot = Dovecot::start(
+        &accounts,
+        DovecotOptions {
+            transport: support::dovecot::Transport::Tls,
+            ..DovecotOptions::default()
+        },
+    );
+    let data = tempfile::tempdir().unwrap();
+    // No ca_file: the test CA is not trusted.
+    let untrusted = mailbox("untrusted", &dovecot, "tlsbad0", "")
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let nofolder = mailbox(
+        "nofolder",
+        &dovecot,
+        "tlsbad1",
+        "folders = [\"Archive/2019\"]",
+    );
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &format!("{untrusted}{nofolder}"),
+    );
+    g.wait_for_state("untrusted", "needs_reauth", WAIT);
+    let v = g.json("/api/mailboxes/untrusted");
+    assert_eq!(v["last_error"]["code"], "imap_tls_invalid_cert", "{v}");
+    assert!(
+        v["last_error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("ca_file"),
+        "{v}"
+    );
+    support::eventually("the folder error", WAIT, || {
+        g.json("/api/mailboxes/nofolder")["last_error"]["code"] == "imap_folder_not_found"
+    });
+    let v = g.json("/api/mailboxes/nofolder");
+    assert!(
+        v["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Archive/2019"),
+        "{v}"
+    );
+}
