@@ -322,3 +322,28 @@ fn secrets_never_appear_in_logs_metrics_or_the_api() {
         );
     }
 }
+
+#[test]
+fn oauth2_mailboxes_log_in_with_xoauth2() {
+    let accounts = users("oauth", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    dovecot.deliver("oauth0", &mail::simple("o@c.test", "via xoauth2"), None);
+    let data = tempfile::tempdir().unwrap();
+    // The test Dovecot accepts the passdb password as the bearer token.
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "oauth0", "auth = \"oauth2\""),
+    );
+    assert_eq!(
+        subjects(&g.wait_for_tickets(None, 1, WAIT)),
+        vec!["via xoauth2"]
+    );
+    eventually("the login line", WAIT, || dovecot.logins("oauth0") == 1);
+    let log = dovecot.log();
+    let login = log
+        .lines()
+        .find(|l| l.contains("Login: user=<oauth0>"))
+        .unwrap();
+    assert!(login.contains("method=XOAUTH2"), "{login}");
+}

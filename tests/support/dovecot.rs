@@ -167,7 +167,7 @@ default_internal_user = nobody
 default_internal_group = nogroup
 default_login_user = nobody
 disable_plaintext_auth = {plaintext}
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 mail_location = maildir:~/Maildir
 {ssl}
 {capability}
