@@ -227,14 +227,22 @@ fn a_connection_limit_is_reported_as_such() {
     );
     dovecot.create_folder("limit0", "Support");
     let data = tempfile::tempdir().unwrap();
-    // Two folders need two sessions; the server allows one.
+    // Two folders need two sessions; the server allows one. Dovecot counts
+    // a connection once it is logged in, so two logins in the same instant
+    // would both pass: admission spaces them a second apart.
     let boxes = mailbox(
         "m",
         &dovecot,
         "limit0",
         "folders = [\"INBOX\", \"Support\"]",
     );
-    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    let g = Gateway::start_full(
+        &data.path().join("store"),
+        "logins_per_second_per_host = 1",
+        "",
+        &boxes,
+        "info",
+    );
     support::eventually("the limit to be reported", WAIT, || {
         g.json("/api/mailboxes/m")["last_error"]["code"] == "imap_too_many_connections"
     });
@@ -407,4 +415,48 @@ fn an_untrusted_certificate_and_a_missing_folder_are_named() {
             .contains("Archive/2019"),
         "{v}"
     );
+}
+
+#[test]
+fn an_open_session_is_closed_cleanly_when_a_skip_window_starts() {
+    let accounts = users("window", 1);
+    let mut dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    // A window opening at the next full minute (or the one after, so the
+    // session has time to reach IDLE first) and lasting two minutes.
+    let now = Utc::now();
+    let lead = if now.second() < 50 { 1 } else { 2 };
+    let start = now + chrono::Duration::minutes(lead);
+    let end = start + chrono::Duration::minutes(2);
+    let window = format!(
+        "skip_times = [\"{:02}:{:02}-{:02}:{:02}\"]",
+        start.hour(),
+        start.minute(),
+        end.hour(),
+        end.minute()
+    );
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("m", &dovecot, "window0", &window),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    g.wait_for_state("m", "skipped", Duration::from_secs(150));
+    let next: chrono::DateTime<Utc> = g.json("/api/mailboxes/m")["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        (next.hour(), next.minute(), next.second()),
+        (end.hour(), end.minute(), 0)
+    );
+    dovecot.stop();
+    let log = dovecot.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("imap(window0)") && l.contains("Logged out")),
+        "closed with LOGOUT:\n{log}"
+    );
+    assert_eq!(dovecot.logins("window0"), 1, "{log}");
 }

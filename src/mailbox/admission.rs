@@ -1,6 +1,6 @@
 //! Admission control against login storms: per server host, at most
 //! `max_concurrent` connect-and-login attempts at once, started at most
-//! `per_second` a second, each slot with jitter. Every session passes here,
+//! `per_second` a second, evenly spaced. Every session passes here,
 //! so a start-up or a server restart with thousands of mailboxes arrives at
 //! the server as a steady, bounded trickle.
 
@@ -10,7 +10,6 @@ use std::{
     time::Duration,
 };
 
-use rand::Rng;
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -85,12 +84,13 @@ impl Admission {
     pub async fn admit(&self, host: &str) -> Option<OwnedSemaphorePermit> {
         let gate = self.host(host);
         let permit = gate.slots.clone().acquire_owned().await.ok()?;
-        let (at, interval) = {
+        // Exact spacing, no jitter on top: jitter could bring two starts
+        // closer than the interval. (Reconnect delays carry their own jitter.)
+        let at = {
             let mut rate = gate.rate.lock().unwrap_or_else(|p| p.into_inner());
-            (rate.reserve(Instant::now()), rate.interval)
+            rate.reserve(Instant::now())
         };
-        let jitter = rand::thread_rng().gen_range(Duration::ZERO..=interval);
-        tokio::time::sleep_until(at + jitter).await;
+        tokio::time::sleep_until(at).await;
         Some(permit)
     }
 }
