@@ -347,3 +347,63 @@ fn oauth2_mailboxes_log_in_with_xoauth2() {
         .unwrap();
     assert!(login.contains("method=XOAUTH2"), "{login}");
 }
+
+#[test]
+fn oauth2_access_tokens_are_refreshed_and_a_refused_grant_needs_reauth() {
+    let accounts = users("oauthr", 2);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    dovecot.deliver(
+        "oauthr0",
+        &mail::simple("r@c.test", "via a refreshed token"),
+        None,
+    );
+    // The access token the endpoint issues is what Dovecot accepts.
+    let endpoint = support::token::TokenEndpoint::start("refresh-1", "pw-oauthr0");
+    let data = tempfile::tempdir().unwrap();
+    let oauth = |id: &str, user: &str, refresh: &str| {
+        mailbox(
+            id,
+            &dovecot,
+            user,
+            &format!(
+                "auth = \"oauth2\"\noauth2_token_url = \"{}\"\noauth2_client_id = \"mailgate-test\"\noauth2_client_secret = \"client-secret\"",
+                endpoint.url
+            ),
+        )
+        .replace(&format!("pw-{user}"), refresh)
+    };
+    let boxes =
+        oauth("good", "oauthr0", "refresh-1") + &oauth("revoked", "oauthr1", "refresh-revoked");
+    let g = Gateway::start(&data.path().join("store"), "", &boxes);
+    assert_eq!(
+        subjects(&g.wait_for_tickets(Some("good"), 1, WAIT)),
+        vec!["via a refreshed token"]
+    );
+    g.wait_for_state("revoked", "needs_reauth", WAIT);
+    let v = g.json("/api/mailboxes/revoked");
+    assert_eq!(v["last_error"]["code"], "oauth_token_refresh_failed", "{v}");
+    assert!(
+        v["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant"),
+        "{v}"
+    );
+    assert!(
+        v["last_error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("re-authorise"),
+        "{v}"
+    );
+    assert_eq!(
+        endpoint.requests(),
+        2,
+        "one refresh per login, no retry loop"
+    );
+    assert!(endpoint.last_body().contains("client_id=mailgate-test"));
+    assert!(
+        !g.log().contains("client-secret") && !g.log().contains("refresh-1"),
+        "secrets stay out of the log"
+    );
+}

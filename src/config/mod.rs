@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub use secret::Secret;
 pub use validate::{
     AuthMethod, Config, ConfigError, ConfigErrors, GatewayConfig, MailboxConfig, MailboxStatus,
-    PipelineConfig, Security, TicketMapping,
+    OAuth2Refresh, PipelineConfig, Security, TicketMapping,
 };
 
 /// The file as written, before defaults are applied and values checked.
@@ -87,6 +87,12 @@ pub struct RawMailbox {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    pub oauth2_token_url: Option<String>,
+    pub oauth2_client_id: Option<String>,
+    pub oauth2_client_secret: Option<String>,
+    pub oauth2_client_secret_env: Option<String>,
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    pub oauth2_scope: Option<String>,
     pub reply_to: Option<String>,
     pub aliases: Option<Vec<String>>,
     pub max_tries: Option<i64>,

@@ -104,6 +104,19 @@ pub enum AuthMethod {
     Oauth2,
 }
 
+/// The token endpoint and client that turn a refresh token into access tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuth2Refresh {
+    /// Token endpoint (RFC 6749 §3.2).
+    pub token_url: String,
+    /// The application's client id.
+    pub client_id: String,
+    /// The client secret, for confidential clients.
+    pub client_secret: Option<Secret>,
+    /// Scope to ask for, e.g. "https://outlook.office365.com/IMAP.AccessAsUser.All offline_access".
+    pub scope: Option<String>,
+}
+
 /// `[mailbox.ticket]`: fixed fields every ticket of a mailbox gets.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TicketMapping {
@@ -136,8 +149,11 @@ pub struct MailboxConfig {
     pub username: String,
     /// Password or OAuth 2 bearer.
     pub auth: AuthMethod,
-    /// The password or access token.
+    /// The password; with `auth = "oauth2"`, the access token, or the
+    /// refresh token when `oauth2` is set.
     pub secret: Secret,
+    /// Where OAuth 2 access tokens are refreshed, if they are.
+    pub oauth2: Option<OAuth2Refresh>,
     /// Address replies go out from; also used for loop detection.
     pub reply_to: Option<String>,
     /// Other addresses of this mailbox (loop detection).
@@ -513,7 +529,32 @@ fn mailbox(
             ("oauth2", AuthMethod::Oauth2),
         ],
     );
-    let secret = secret(errs, at, &m, d, base);
+    let secret = secret(
+        errs,
+        at,
+        "password",
+        (
+            SecretSource {
+                inline: m.password.as_ref(),
+                env: m.password_env.as_ref(),
+                file: m.password_file.as_ref(),
+            },
+            SecretSource {
+                inline: d.password.as_ref(),
+                env: d.password_env.as_ref(),
+                file: d.password_file.as_ref(),
+            },
+        ),
+        base,
+        true,
+    );
+    let oauth2 = oauth2(errs, at, &m, d, base);
+    if oauth2.is_some() && auth != AuthMethod::Oauth2 {
+        errs.push(
+            format!("{at}.oauth2_token_url"),
+            "is set but auth is not \"oauth2\"; set auth = \"oauth2\" or remove the oauth2_* keys",
+        );
+    }
 
     let reply_to = pick(&m.reply_to, &d.reply_to);
     if let Some(r) = &reply_to {
@@ -687,6 +728,7 @@ fn mailbox(
         username: username?,
         auth,
         secret: secret?,
+        oauth2,
         reply_to,
         aliases,
         max_tries,
@@ -707,54 +749,70 @@ fn mailbox(
     })
 }
 
-/// Resolves the password from exactly one of `password`, `password_env`, `password_file`.
+/// One secret as written: inline, from an environment variable, or a file.
+#[derive(Clone, Copy)]
+struct SecretSource<'a> {
+    inline: Option<&'a String>,
+    env: Option<&'a String>,
+    file: Option<&'a PathBuf>,
+}
+
+impl SecretSource<'_> {
+    fn count(&self) -> usize {
+        [
+            self.inline.is_some(),
+            self.env.is_some(),
+            self.file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+}
+
+/// Resolves secret `name` (`name`, `name_env` or `name_file`, exactly one)
+/// from the mailbox, or else from `[defaults]`.
 fn secret(
     errs: &mut ConfigErrors,
     at: &str,
-    m: &RawMailbox,
-    d: &RawMailbox,
+    name: &str,
+    (own, default): (SecretSource<'_>, SecretSource<'_>),
     base: &Path,
+    required: bool,
 ) -> Option<Secret> {
-    let own = m.password.is_some() || m.password_env.is_some() || m.password_file.is_some();
-    let src = if own { m } else { d };
-    let set = [
-        src.password.is_some(),
-        src.password_env.is_some(),
-        src.password_file.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    let key = format!("{at}.password");
-    match set {
+    let src = if own.count() > 0 { own } else { default };
+    let key = format!("{at}.{name}");
+    match src.count() {
         0 => {
-            errs.push(
-                key,
-                "is missing; set password_env (recommended), password_file or password",
-            );
+            if required {
+                errs.push(
+                    key,
+                    format!("is missing; set {name}_env (recommended), {name}_file or {name}"),
+                );
+            }
             None
         }
         1 => {
-            if let Some(p) = &src.password {
+            if let Some(p) = src.inline {
                 Some(Secret::new(p.clone()))
-            } else if let Some(var) = &src.password_env {
+            } else if let Some(var) = src.env {
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                     _ => {
                         errs.push(
-                            format!("{at}.password_env"),
+                            format!("{key}_env"),
                             format!("environment variable {var:?} is not set or empty; export it before starting mailgate"),
                         );
                         None
                     }
                 }
             } else {
-                let file = base.join(src.password_file.as_ref()?);
+                let file = base.join(src.file?);
                 match std::fs::read_to_string(&file) {
                     Ok(v) => Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_owned())),
                     Err(e) => {
                         errs.push(
-                            format!("{at}.password_file"),
+                            format!("{key}_file"),
                             format!(
                                 "cannot read {}: {e}; check the path and permissions",
                                 file.display()
@@ -768,11 +826,61 @@ fn secret(
         _ => {
             errs.push(
                 key,
-                "password, password_env and password_file are exclusive; keep exactly one",
+                format!("{name}, {name}_env and {name}_file are exclusive; keep exactly one"),
             );
             None
         }
     }
+}
+
+/// `oauth2_*` keys: where and how to refresh access tokens.
+fn oauth2(
+    errs: &mut ConfigErrors,
+    at: &str,
+    m: &RawMailbox,
+    d: &RawMailbox,
+    base: &Path,
+) -> Option<OAuth2Refresh> {
+    let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
+    let token_url = pick(&m.oauth2_token_url, &d.oauth2_token_url)?;
+    if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
+        errs.push(
+            format!("{at}.oauth2_token_url"),
+            format!("{token_url:?} is not an http(s) URL; use the provider's token endpoint, e.g. \"https://login.microsoftonline.com/TENANT/oauth2/v2.0/token\""),
+        );
+    }
+    let client_id = pick(&m.oauth2_client_id, &d.oauth2_client_id).unwrap_or_else(|| {
+        errs.push(
+            format!("{at}.oauth2_client_id"),
+            "is missing; oauth2_token_url needs the application's client id",
+        );
+        String::new()
+    });
+    let client_secret = secret(
+        errs,
+        at,
+        "oauth2_client_secret",
+        (
+            SecretSource {
+                inline: m.oauth2_client_secret.as_ref(),
+                env: m.oauth2_client_secret_env.as_ref(),
+                file: m.oauth2_client_secret_file.as_ref(),
+            },
+            SecretSource {
+                inline: d.oauth2_client_secret.as_ref(),
+                env: d.oauth2_client_secret_env.as_ref(),
+                file: d.oauth2_client_secret_file.as_ref(),
+            },
+        ),
+        base,
+        false,
+    );
+    Some(OAuth2Refresh {
+        token_url,
+        client_id,
+        client_secret,
+        scope: pick(&m.oauth2_scope, &d.oauth2_scope),
+    })
 }
 
 fn ticket(errs: &mut ConfigErrors, at: &str, t: Option<&RawTicket>) -> TicketMapping {

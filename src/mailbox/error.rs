@@ -65,6 +65,9 @@ pub enum MailboxError {
     /// The server does not offer STARTTLS though the mailbox requires it.
     #[error("the server does not offer STARTTLS")]
     StarttlsUnsupported,
+    /// The OAuth 2 token endpoint refused to issue an access token.
+    #[error("OAuth 2 access-token refresh failed: {0}")]
+    OAuthRefresh(String),
     /// The server refused another connection for this user or address.
     #[error("the server refused another connection: {0}")]
     TooManyConnections(String),
@@ -97,6 +100,7 @@ impl MailboxError {
             Self::StarttlsUnsupported => "imap_starttls_unsupported",
             Self::IdleUnsupported(_) => "imap_idle_unsupported",
             Self::TooManyConnections(_) => "imap_too_many_connections",
+            Self::OAuthRefresh(_) => "oauth_token_refresh_failed",
             Self::Throttled { .. } => "imap_throttled",
         }
     }
@@ -115,6 +119,7 @@ impl MailboxError {
             Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
             Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
             Self::IdleUnsupported(_) => "enable IDLE on the server; until then new mail arrives up to poll_interval_seconds late",
+            Self::OAuthRefresh(_) => "re-authorise the mailbox to get a new refresh token, and check oauth2_client_id, the client secret and oauth2_token_url",
             Self::TooManyConnections(_) => "the server limits connections per user or address: close other clients of this mailbox, watch fewer folders, or raise the server's limit",
             Self::Throttled { .. } => "the server asked for a pause; mailgate waits at least as long as it suggested before reconnecting",
         }
@@ -123,9 +128,10 @@ impl MailboxError {
     /// Retry, or wait for an operator.
     pub fn disposition(&self) -> Disposition {
         match self {
-            Self::Auth(_) | Self::TlsCertificate(_) | Self::StarttlsUnsupported => {
-                Disposition::NeedsAction
-            }
+            Self::Auth(_)
+            | Self::TlsCertificate(_)
+            | Self::StarttlsUnsupported
+            | Self::OAuthRefresh(_) => Disposition::NeedsAction,
             _ => Disposition::Retry,
         }
     }

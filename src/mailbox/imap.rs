@@ -25,8 +25,8 @@ use tokio::{
 };
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use super::{error::MailboxError, tls};
-use crate::config::{AuthMethod, MailboxConfig, Security};
+use super::{error::MailboxError, oauth, tls};
+use crate::config::{AuthMethod, MailboxConfig, Secret, Security};
 
 /// What SELECT told us about a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,14 @@ impl Imap {
         steps: &mut Steps,
     ) -> Result<Self, MailboxError> {
         let limit = cfg.connection_timeout;
+        let token = match (&cfg.auth, &cfg.oauth2) {
+            (AuthMethod::Oauth2, Some(o)) => Some(
+                steps
+                    .run(limit, "oauth2_refresh", oauth::access_token(cfg, o))
+                    .await?,
+            ),
+            _ => None,
+        };
         let tcp = steps
             .run(limit, "tcp_connect", async {
                 TcpStream::connect((cfg.host.as_str(), cfg.port))
@@ -203,7 +211,9 @@ impl Imap {
         }
         // Capabilities often change with login (Dovecot adds IDLE and more).
         imap.capabilities.clear();
-        steps.run(limit, "login", imap.login(cfg)).await?;
+        steps
+            .run(limit, "login", imap.login(cfg, token.as_ref()))
+            .await?;
         if imap.capabilities.is_empty() {
             steps.run(limit, "capabilities", imap.capability()).await?;
         }
@@ -344,9 +354,17 @@ impl Imap {
         Ok(())
     }
 
-    async fn login(&mut self, cfg: &MailboxConfig) -> Result<(), MailboxError> {
+    /// LOGIN, or XOAUTH2 with `token` (a refreshed access token) or else
+    /// the configured secret as the token.
+    async fn login(
+        &mut self,
+        cfg: &MailboxConfig,
+        token: Option<&Secret>,
+    ) -> Result<(), MailboxError> {
         if cfg.auth == AuthMethod::Oauth2 {
-            return self.xoauth2(cfg).await;
+            return self
+                .xoauth2(&cfg.username, token.unwrap_or(&cfg.secret))
+                .await;
         }
         let body = CommandBody::login(cfg.username.clone(), cfg.secret.expose().to_owned())
             .map_err(|_| {
@@ -367,12 +385,8 @@ impl Imap {
 
     /// SASL XOAUTH2 with the secret as the bearer token. A failure arrives
     /// as a challenge carrying the server's JSON error, answered empty.
-    async fn xoauth2(&mut self, cfg: &MailboxConfig) -> Result<(), MailboxError> {
-        let ir = format!(
-            "user={}\x01auth=Bearer {}\x01\x01",
-            cfg.username,
-            cfg.secret.expose()
-        );
+    async fn xoauth2(&mut self, username: &str, token: &Secret) -> Result<(), MailboxError> {
+        let ir = format!("user={username}\x01auth=Bearer {}\x01\x01", token.expose());
         self.send(CommandBody::authenticate_with_ir(
             AuthMechanism::XOAuth2,
             ir.into_bytes(),

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod error;
 pub mod imap;
 pub mod lifecycle;
+mod oauth;
 pub mod probe;
 pub mod schedule;
 mod session;

@@ -7,6 +7,7 @@ pub mod dovecot;
 pub mod gateway;
 pub mod mail;
 pub mod proxy;
+pub mod token;
 
 use std::{
     process::Command,
