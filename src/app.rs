@@ -146,9 +146,12 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
         );
     }
     server_handle.stop(true).await;
-    writer_thread.stop();
-    for a in io_threads {
+    // Join the threads that hold the store before returning: RocksDB must
+    // close before the process exits, or its exit-time destructors race a
+    // live database ("pthread lock: Invalid argument" and a failed exit).
+    for a in std::iter::once(writer_thread).chain(io_threads) {
         a.stop();
+        let _ = a.join();
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! Admission control against login storms: per server host, at most
 //! `max_concurrent` connect-and-login attempts at once, started at most
-//! `per_second` a second, evenly spaced. Every session passes here,
+//! `per_second` a second, at least one interval apart and jittered within
+//! it. Every session passes here,
 //! so a start-up or a server restart with thousands of mailboxes arrives at
 //! the server as a steady, bounded trickle.
 
@@ -10,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use rand::Rng;
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -36,9 +38,12 @@ impl RateGate {
         }
     }
 
-    /// Reserves the next start at or after `now` and answers when it is.
-    pub fn reserve(&mut self, now: Instant) -> Instant {
-        let at = self.next.map_or(now, |n| n.max(now));
+    /// Reserves the next start at or after `now`, delayed by `jitter` (a
+    /// fraction of the interval, 0.0..1.0), and answers when it is. Jitter
+    /// spreads the starts without ever bringing two closer than the interval.
+    pub fn reserve(&mut self, now: Instant, jitter: f64) -> Instant {
+        let at =
+            self.next.map_or(now, |n| n.max(now)) + self.interval.mul_f64(jitter.clamp(0.0, 1.0));
         self.next = Some(at + self.interval);
         at
     }
@@ -84,11 +89,10 @@ impl Admission {
     pub async fn admit(&self, host: &str) -> Option<OwnedSemaphorePermit> {
         let gate = self.host(host);
         let permit = gate.slots.clone().acquire_owned().await.ok()?;
-        // Exact spacing, no jitter on top: jitter could bring two starts
-        // closer than the interval. (Reconnect delays carry their own jitter.)
+        let jitter = rand::thread_rng().gen_range(0.0..0.5);
         let at = {
             let mut rate = gate.rate.lock().unwrap_or_else(|p| p.into_inner());
-            rate.reserve(Instant::now())
+            rate.reserve(Instant::now(), jitter)
         };
         tokio::time::sleep_until(at).await;
         Some(permit)
@@ -103,12 +107,14 @@ mod tests {
     fn starts_are_spaced_by_the_rate() {
         let mut gate = RateGate::new(10);
         let t0 = Instant::now();
-        assert_eq!(gate.reserve(t0), t0);
-        assert_eq!(gate.reserve(t0), t0 + Duration::from_millis(100));
-        assert_eq!(gate.reserve(t0), t0 + Duration::from_millis(200));
+        assert_eq!(gate.reserve(t0, 0.0), t0);
+        assert_eq!(gate.reserve(t0, 0.0), t0 + Duration::from_millis(100));
+        assert_eq!(gate.reserve(t0, 0.5), t0 + Duration::from_millis(250));
+        // Jitter never brings the next start closer than one interval.
+        assert_eq!(gate.reserve(t0, 0.0), t0 + Duration::from_millis(350));
         // After a quiet spell, the next start is immediate again.
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(gate.reserve(later), later);
+        assert_eq!(gate.reserve(later, 0.0), later);
     }
 
     #[tokio::test]
