@@ -533,18 +533,7 @@ fn mailbox(
         errs,
         at,
         "password",
-        (
-            SecretSource {
-                inline: m.password.as_ref(),
-                env: m.password_env.as_ref(),
-                file: m.password_file.as_ref(),
-            },
-            SecretSource {
-                inline: d.password.as_ref(),
-                env: d.password_env.as_ref(),
-                file: d.password_file.as_ref(),
-            },
-        ),
+        (SecretSource::password(&m), SecretSource::password(d)),
         base,
         true,
     );
@@ -757,7 +746,25 @@ struct SecretSource<'a> {
     file: Option<&'a PathBuf>,
 }
 
-impl SecretSource<'_> {
+impl<'a> SecretSource<'a> {
+    /// `password`, `password_env`, `password_file` of one table.
+    fn password(t: &'a RawMailbox) -> Self {
+        Self {
+            inline: t.password.as_ref(),
+            env: t.password_env.as_ref(),
+            file: t.password_file.as_ref(),
+        }
+    }
+
+    /// `oauth2_client_secret`, `…_env`, `…_file` of one table.
+    fn client_secret(t: &'a RawMailbox) -> Self {
+        Self {
+            inline: t.oauth2_client_secret.as_ref(),
+            env: t.oauth2_client_secret_env.as_ref(),
+            file: t.oauth2_client_secret_file.as_ref(),
+        }
+    }
+
     fn count(&self) -> usize {
         [
             self.inline.is_some(),
@@ -861,16 +868,8 @@ fn oauth2(
         at,
         "oauth2_client_secret",
         (
-            SecretSource {
-                inline: m.oauth2_client_secret.as_ref(),
-                env: m.oauth2_client_secret_env.as_ref(),
-                file: m.oauth2_client_secret_file.as_ref(),
-            },
-            SecretSource {
-                inline: d.oauth2_client_secret.as_ref(),
-                env: d.oauth2_client_secret_env.as_ref(),
-                file: d.oauth2_client_secret_file.as_ref(),
-            },
+            SecretSource::client_secret(m),
+            SecretSource::client_secret(d),
         ),
         base,
         false,

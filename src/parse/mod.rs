@@ -30,10 +30,13 @@ pub struct ParseError(pub String);
 
 /// The sha256 of a raw message, hex-encoded: its blob key.
 pub fn sha256_hex(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(raw);
     let mut s = String::with_capacity(64);
     for b in digest {
-        s.push_str(&format!("{b:02x}"));
+        // Runs once per message: no per-byte formatting or allocation.
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     s
 }
@@ -219,6 +222,14 @@ mod tests {
             Some("Auto-Submitted: auto-replied")
         );
         assert_eq!(p.replies_to, vec!["x@y", "x@y", "w@y"]);
+    }
+
+    #[test]
+    fn blob_keys_are_lowercase_sha256_hex() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]
