@@ -1,0 +1,270 @@
+//! The farm itself: mailboxes and their messages, listeners, and the
+//! handles a load test drives (inject, append, faults, stats).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::{rustls, TlsAcceptor};
+
+use crate::fault::{Fault, Faults};
+use crate::message;
+use crate::session;
+use crate::stats::{Counters, Stats};
+
+/// How a farm is set up.
+#[derive(Clone, Debug)]
+pub struct FarmConfig {
+    /// Mailboxes `user1` … `userN`, each with an INBOX.
+    pub mailboxes: u32,
+    /// Every user's password, and the bearer token XOAUTH2 accepts.
+    pub password: String,
+    /// Whether IDLE is advertised and accepted (see also [`Farm::set_idle`]).
+    pub idle: bool,
+    /// Implicit TLS on every listener when set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl FarmConfig {
+    /// `mailboxes` plain-text mailboxes with password `"secret"` and IDLE.
+    pub fn new(mailboxes: u32) -> Self {
+        Self {
+            mailboxes,
+            password: "secret".into(),
+            idle: true,
+            tls: None,
+        }
+    }
+}
+
+/// A running mail farm; share it as `Arc<Farm>`.
+pub struct Farm {
+    config: FarmConfig,
+    /// Like Dovecot, the creation time: a new farm is a new server.
+    uidvalidity: u32,
+    mailboxes: Vec<Mailbox>,
+    tls: Option<TlsAcceptor>,
+    pub(crate) faults: Faults,
+    pub(crate) counters: Counters,
+}
+
+/// One INBOX. Messages are never expunged, so UID = sequence number.
+pub(crate) struct Mailbox {
+    messages: Mutex<Vec<Stored>>,
+    /// The message count, watched by sessions in IDLE.
+    count: watch::Sender<u32>,
+}
+
+/// What the farm keeps per message: enough to render it again.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub(crate) size: u32,
+    pub(crate) date: DateTime<Utc>,
+    injected: Instant,
+    /// Appended bytes; `None` for a generated message.
+    raw: Option<Arc<[u8]>>,
+}
+
+/// A listener accepting for a farm; dropping it stops accepting (open
+/// sessions go on until [`Fault::DropAll`]).
+pub struct Running {
+    addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Running {
+    /// Where the listener is bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Farm {
+    /// A farm with empty mailboxes.
+    pub fn new(config: FarmConfig) -> Arc<Self> {
+        let uidvalidity = u32::try_from(Utc::now().timestamp()).unwrap_or(1).max(1);
+        let mailboxes = (0..config.mailboxes)
+            .map(|_| Mailbox {
+                messages: Mutex::new(Vec::new()),
+                count: watch::channel(0).0,
+            })
+            .collect();
+        Arc::new(Self {
+            tls: config.tls.clone().map(TlsAcceptor::from),
+            faults: Faults::new(config.idle),
+            counters: Counters::default(),
+            uidvalidity,
+            mailboxes,
+            config,
+        })
+    }
+
+    /// Binds `addr` (port 0 picks one) and serves IMAP there.
+    pub async fn listen(self: &Arc<Self>, addr: SocketAddr) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let farm = Arc::clone(self);
+        let accept = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((socket, _)) => {
+                        let _ = socket.set_nodelay(true);
+                        tokio::spawn(session::serve(Arc::clone(&farm), socket));
+                    }
+                    // Out of descriptors: wait instead of spinning.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        });
+        Ok(Running { addr, accept })
+    }
+
+    /// The number of mailboxes.
+    pub fn mailboxes(&self) -> u32 {
+        self.config.mailboxes
+    }
+
+    /// The login name of mailbox `user` (1-based).
+    pub fn username(user: u32) -> String {
+        format!("user{user}")
+    }
+
+    /// Every user's password.
+    pub fn password(&self) -> &str {
+        &self.config.password
+    }
+
+    /// The UIDVALIDITY of every INBOX.
+    pub fn uidvalidity(&self) -> u32 {
+        self.uidvalidity
+    }
+
+    /// Adds a generated message of `size` bytes (at least
+    /// [`MIN_SIZE`](crate::MIN_SIZE)) to `user`'s INBOX; its UID.
+    pub fn inject(&self, user: u32, size: usize) -> u32 {
+        self.store(user, size, None)
+    }
+
+    /// Adds `raw` to `user`'s INBOX as it is (an IMAP APPEND); its UID.
+    pub fn append(&self, user: u32, raw: &[u8]) -> u32 {
+        self.store(user, raw.len(), Some(Arc::from(raw)))
+    }
+
+    fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>) -> u32 {
+        let mailbox = self.mailbox(user);
+        let mut messages = mailbox.lock();
+        let date = Utc::now();
+        let size = match &raw {
+            Some(_) => size,
+            None => size.max(message::MIN_SIZE),
+        };
+        messages.push(Stored {
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            date,
+            injected: Instant::now(),
+            raw,
+        });
+        let uid = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        mailbox.count.send_replace(uid);
+        self.counters.messages_total.fetch_add(1, Ordering::Relaxed);
+        uid
+    }
+
+    /// Messages in `user`'s INBOX.
+    pub fn count(&self, user: u32) -> u32 {
+        *self.mailbox(user).count.borrow()
+    }
+
+    /// When message `uid` of `user` was injected or appended.
+    pub fn injected_at(&self, user: u32, uid: u32) -> Option<Instant> {
+        let index = usize::try_from(uid.checked_sub(1)?).ok()?;
+        self.mailboxes
+            .get(usize::try_from(user.checked_sub(1)?).ok()?)?
+            .lock()
+            .get(index)
+            .map(|m| m.injected)
+    }
+
+    /// The farm's counters now.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// Starts a new peak for [`Stats::logins_in_flight_peak`].
+    pub fn reset_login_peak(&self) {
+        self.counters.reset_login_peak();
+    }
+
+    /// Applies `fault` to every open session.
+    pub fn fault(&self, fault: Fault) {
+        self.faults.broadcast(fault);
+    }
+
+    /// While on, new connections are closed before the greeting.
+    pub fn set_refuse(&self, on: bool) {
+        self.faults.set_refuse(on);
+    }
+
+    /// Delays the greeting of new connections.
+    pub fn set_greeting_delay(&self, delay: Duration) {
+        self.faults.set_greeting_delay(delay);
+    }
+
+    /// Whether new sessions are offered IDLE.
+    pub fn set_idle(&self, on: bool) {
+        self.faults.set_idle(on);
+    }
+
+    pub(crate) fn tls(&self) -> Option<&TlsAcceptor> {
+        self.tls.as_ref()
+    }
+
+    /// The 1-based user number of a login name this farm hosts.
+    pub(crate) fn user(&self, name: &str) -> Option<u32> {
+        let n: u32 = name.strip_prefix("user")?.parse().ok()?;
+        (1..=self.config.mailboxes).contains(&n).then_some(n)
+    }
+
+    /// `user`'s INBOX; panics on a user the farm does not host (callers
+    /// resolve names with [`Farm::user`] first).
+    pub(crate) fn mailbox(&self, user: u32) -> &Mailbox {
+        &self.mailboxes[(user - 1) as usize]
+    }
+
+    /// The bytes of a stored message.
+    pub(crate) fn render(&self, user: u32, uid: u32, stored: &Stored) -> Arc<[u8]> {
+        match &stored.raw {
+            Some(raw) => Arc::clone(raw),
+            None => message::render(
+                self.uidvalidity,
+                user,
+                uid,
+                stored.size as usize,
+                stored.date,
+            )
+            .into(),
+        }
+    }
+}
+
+impl Mailbox {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<Stored>> {
+        // A panic while holding the lock cannot leave the Vec half-written.
+        self.messages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn watch(&self) -> watch::Receiver<u32> {
+        self.count.subscribe()
+    }
+}

@@ -1,0 +1,21 @@
+//! The mail farm: an IMAP server on loopback that hosts thousands of
+//! mailboxes (`user1` … `userN`), injects messages at a chosen rate and size
+//! mix, and injects faults on command. It speaks exactly the part of IMAP
+//! mailgate uses (CAPABILITY, LOGIN, AUTHENTICATE PLAIN/XOAUTH2, SELECT,
+//! UID SEARCH, UID FETCH of UID/RFC822.SIZE/BODY.PEEK[], IDLE, NOOP, LOGOUT),
+//! answering the way Dovecot does (`tests/farm.rs` holds the two side by side).
+//!
+//! It serves the load-test runner (`mailgate-load`) and `mailgate demo`.
+
+mod farm;
+mod fault;
+mod message;
+mod session;
+mod stats;
+mod traffic;
+
+pub use farm::{Farm, FarmConfig, Running};
+pub use fault::Fault;
+pub use message::{message_id, parse_message_id, MIN_SIZE};
+pub use stats::Stats;
+pub use traffic::{SizeBand, SizeMix, Traffic};

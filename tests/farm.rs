@@ -1,0 +1,357 @@
+//! The load-test mail farm (load-tests/) is only useful if mailgate cannot
+//! tell it from a real server: the same conversation, the one mailgate
+//! holds, against Dovecot and against the farm must read the same. Then
+//! mailgate itself against the farm: every message once, every fault
+//! survived.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::{
+    command::{Command, CommandBody},
+    core::Tag,
+    fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
+    response::{Capability, Code, Data, Status},
+    search::SearchKey,
+    sequence::SequenceSet,
+};
+use imap_next::stream::Stream;
+use mailfarm::{Farm, FarmConfig, Fault};
+use support::{eventually, mail, users, Dovecot, DovecotOptions, Gateway};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One client conversation, recorded as normalised lines: what differs
+/// between servers by design (texts, capability lists beyond what mailgate
+/// reads, UIDVALIDITY values, RECENT) is left out; everything mailgate acts
+/// on is kept.
+struct Transcript {
+    stream: Stream,
+    client: Client,
+    next_tag: u32,
+    lines: Vec<String>,
+}
+
+impl Transcript {
+    async fn connect(port: u16) -> Self {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut t = Self {
+            stream: Stream::insecure(tcp),
+            client: Client::new(Options::default()),
+            next_tag: 0,
+            lines: Vec::new(),
+        };
+        loop {
+            if let Event::GreetingReceived { greeting } = t.event().await {
+                let caps = match greeting.code {
+                    Some(Code::Capability(caps)) => caps_line(caps.as_ref()),
+                    _ => "no capabilities".into(),
+                };
+                t.lines.push(format!("greeting {:?} {caps}", greeting.kind));
+                return t;
+            }
+        }
+    }
+
+    async fn event(&mut self) -> Event {
+        tokio::time::timeout(WAIT, self.stream.next(&mut self.client))
+            .await
+            .expect("server answered in time")
+            .expect("connection open")
+    }
+
+    fn send(&mut self, body: CommandBody<'static>) -> Tag<'static> {
+        self.next_tag += 1;
+        let tag = Tag::unvalidated(format!("t{}", self.next_tag));
+        self.lines.push(format!("> {}", body.name()));
+        self.client.enqueue_command(Command {
+            tag: tag.clone(),
+            body,
+        });
+        tag
+    }
+
+    /// Sends `body` and records every response until its tagged status.
+    async fn run(&mut self, body: CommandBody<'static>) {
+        let tag = self.send(body);
+        self.until_tagged(&tag).await;
+    }
+
+    async fn until_tagged(&mut self, tag: &Tag<'static>) {
+        loop {
+            match self.event().await {
+                Event::DataReceived { data } => self.data(data),
+                Event::StatusReceived { status } => {
+                    let done = matches!(&status, Status::Tagged(t) if t.tag == *tag);
+                    self.status(status);
+                    if done {
+                        return;
+                    }
+                }
+                Event::CommandRejected { status, .. } => {
+                    self.status(status);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn data(&mut self, data: Data<'static>) {
+        let line = match data {
+            Data::Capability(caps) => format!("* CAPABILITY {}", caps_line(caps.as_ref())),
+            Data::Flags(_) => "* FLAGS".into(),
+            Data::Exists(n) => format!("* {n} EXISTS"),
+            Data::Recent(_) => return,
+            Data::Search(uids) => format!("* SEARCH {uids:?}"),
+            Data::Fetch { seq, items } => {
+                let mut items: Vec<String> = items
+                    .into_iter()
+                    .map(|item| match item {
+                        MessageDataItem::Uid(u) => format!("UID {u}"),
+                        MessageDataItem::Rfc822Size(s) => format!("RFC822.SIZE {s}"),
+                        MessageDataItem::BodyExt { data, .. } => {
+                            let raw = data.0.map(|s| s.into_inner().into_owned());
+                            format!("BODY[] {:?}", String::from_utf8_lossy(&raw.unwrap()))
+                        }
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                items.sort();
+                format!("* {seq} FETCH {items:?}")
+            }
+            other => format!("{other:?}"),
+        };
+        self.lines.push(line);
+    }
+
+    fn status(&mut self, status: Status<'static>) {
+        let (who, kind, code) = match status {
+            Status::Tagged(t) => ("tagged", format!("{:?}", t.body.kind), t.body.code),
+            Status::Untagged(b) => ("*", format!("{:?}", b.kind), b.code),
+            Status::Bye(_) => ("*", "BYE".into(), None),
+        };
+        let code = match code {
+            None | Some(Code::Capability(_)) => String::new(),
+            Some(Code::UidValidity(_)) => "[UIDVALIDITY]".into(),
+            Some(Code::Other(other)) => format!("[{}]", String::from_utf8_lossy(other.inner())),
+            Some(code) => format!("[{code:?}]"),
+        };
+        self.lines
+            .push(format!("{who} {kind} {code}").trim_end().to_owned());
+    }
+}
+
+/// The capabilities mailgate acts on.
+fn caps_line(caps: &[Capability<'_>]) -> String {
+    let wanted = |c: &&Capability<'_>| {
+        matches!(
+            c,
+            Capability::Imap4Rev1 | Capability::Idle | Capability::Auth(_)
+        )
+    };
+    let mut kept: Vec<String> = caps.iter().filter(wanted).map(|c| c.to_string()).collect();
+    // mailgate logs in with LOGIN (or XOAUTH2 when configured, which Dovecot
+    // offers only with an OAuth passdb); other mechanisms are noise.
+    kept.retain(|c| !c.starts_with("AUTH=") || c == "AUTH=PLAIN");
+    kept.sort();
+    kept.join(" ")
+}
+
+fn uid_fetch(set: &str, items: Vec<MessageDataItemName<'static>>) -> CommandBody<'static> {
+    CommandBody::fetch(
+        SequenceSet::try_from(set).unwrap(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(items),
+        true,
+    )
+    .unwrap()
+}
+
+fn uid_search(set: &str) -> CommandBody<'static> {
+    let key = SearchKey::Uid(SequenceSet::try_from(set).unwrap());
+    CommandBody::search(None, vec![key].try_into().unwrap(), true)
+}
+
+/// mailgate's conversation: capabilities, login, SELECT, catch-up (search
+/// above a checkpoint, sizes, bodies), IDLE woken by new mail, NOOP, a
+/// missing folder, a wrong password, LOGOUT.
+async fn conversation(port: u16, password: &str, deliver: impl Fn(&[u8])) -> Vec<String> {
+    let mut t = Transcript::connect(port).await;
+    t.run(CommandBody::Capability).await;
+    t.run(CommandBody::login("user1", password.to_owned()).unwrap())
+        .await;
+    t.run(CommandBody::select("INBOX").unwrap()).await;
+    t.run(uid_search("2:*")).await;
+    t.run(uid_search("9:*")).await;
+    t.run(uid_fetch(
+        "1:3",
+        vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size],
+    ))
+    .await;
+    let body = MessageDataItemName::BodyExt {
+        section: None,
+        partial: None,
+        peek: true,
+    };
+    t.run(uid_fetch("2:3", vec![MessageDataItemName::Uid, body]))
+        .await;
+    let tag = t.send(CommandBody::Idle);
+    loop {
+        if let Event::IdleAccepted { .. } = t.event().await {
+            t.lines.push("+ idling".into());
+            break;
+        }
+    }
+    deliver(&mail::simple("four@client.test", "four"));
+    loop {
+        if let Event::DataReceived { data } = t.event().await {
+            let exists = matches!(data, Data::Exists(_));
+            t.data(data);
+            if exists {
+                break;
+            }
+        }
+    }
+    t.client.set_idle_done().unwrap();
+    t.until_tagged(&tag).await;
+    t.run(CommandBody::Noop).await;
+    t.run(uid_search("4:*")).await;
+    t.run(CommandBody::select("Nope").unwrap()).await;
+    t.run(CommandBody::Logout).await;
+
+    let mut refused = Transcript::connect(port).await;
+    refused
+        .run(CommandBody::login("user1", "wrong").unwrap())
+        .await;
+    t.lines.extend(refused.lines);
+    t.lines
+}
+
+fn farm_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_farm_answers_mailgates_conversation_as_dovecot_does() {
+    let accounts = users("user", 2)[1..].to_vec();
+    assert_eq!(accounts[0].0, "user1");
+    let password = accounts[0].1.clone();
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let rt = farm_runtime();
+    let farm = Farm::new(FarmConfig {
+        password: password.clone(),
+        ..FarmConfig::new(1)
+    });
+    let listener = rt
+        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap();
+    for i in 1..=3 {
+        let raw = mail::simple(&format!("m{i}@client.test"), &format!("message {i}"));
+        dovecot.deliver("user1", &raw, None);
+        farm.append(1, &raw);
+    }
+
+    let from_dovecot = rt.block_on(conversation(dovecot.port, &password, |raw| {
+        dovecot.deliver("user1", raw, None)
+    }));
+    let from_farm = rt.block_on(conversation(listener.addr().port(), &password, |raw| {
+        farm.append(1, raw);
+    }));
+
+    assert!(
+        from_dovecot.iter().any(|l| l.contains("BODY[]")),
+        "{from_dovecot:#?}"
+    );
+    assert_eq!(from_farm, from_dovecot);
+}
+
+/// `[[mailbox]]` entries for farm users `1..=n`.
+fn farm_mailboxes(farm: &Farm, port: u16, n: u32, extra: &str) -> String {
+    (1..=n)
+        .map(|u| {
+            format!(
+                "[[mailbox]]\nid = \"user{u}\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 username = \"user{u}\"\npassword = {:?}\n{extra}\n",
+                farm.password()
+            )
+        })
+        .collect()
+}
+
+fn all_idle(g: &Gateway, n: usize) -> bool {
+    let boxes = g.json("/api/mailboxes");
+    let boxes = boxes.as_array().unwrap();
+    boxes.len() == n && boxes.iter().all(|b| b["state"] == "idle")
+}
+
+#[test]
+fn mailgate_takes_every_farm_message_once_through_faults() {
+    const N: u32 = 40;
+    let rt = farm_runtime();
+    let farm = Farm::new(FarmConfig::new(N));
+    let listener = rt
+        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap();
+    let port = listener.addr().port();
+    // A backlog to catch up on, one large message among it.
+    for user in 1..=N {
+        farm.inject(user, 4096);
+    }
+    farm.inject(7, 3 << 20);
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &farm_mailboxes(&farm, port, N, ""),
+    );
+    g.wait_for_tickets(None, N as usize + 1, WAIT);
+    eventually("every mailbox in IDLE", WAIT, || all_idle(&g, N as usize));
+    assert_eq!(farm.stats().idling, u64::from(N));
+
+    // New mail by IDLE push.
+    for user in 1..=N {
+        farm.inject(user, 2048);
+    }
+    g.wait_for_tickets(None, 2 * N as usize + 1, WAIT);
+
+    // The server goes away mid-IDLE, and then throttles with a hint.
+    farm.fault(Fault::DropAll);
+    for user in 1..=N {
+        farm.inject(user, 2048);
+    }
+    g.wait_for_tickets(None, 3 * N as usize + 1, WAIT);
+    eventually("every mailbox back in IDLE", WAIT, || {
+        all_idle(&g, N as usize)
+    });
+    farm.fault(Fault::ThrottleBye { backoff_ms: 1500 });
+    eventually("throttling reported", WAIT, || {
+        g.metrics()
+            .lines()
+            .any(|l| l.starts_with("mailgate_mailbox_errors_total{code=\"imap_throttled\"}"))
+    });
+    for user in 1..=N {
+        farm.inject(user, 2048);
+    }
+    let tickets = g.wait_for_tickets(None, 4 * N as usize + 1, WAIT);
+    eventually("every mailbox back in IDLE", WAIT, || {
+        all_idle(&g, N as usize)
+    });
+
+    let mut subjects: Vec<&str> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    assert_eq!(tickets.len(), 4 * N as usize + 1);
+    assert_eq!(subjects.len(), tickets.len(), "a message was doubled");
+    assert!(g.rejections().is_empty(), "{:?}", g.rejections());
+}
