@@ -71,8 +71,9 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
     // Stages, last first, so each knows the edge into the next.
     let writer_thread = Arbiter::new();
     let (st, max_batch) = (store.clone(), cfg.pipeline.max_batch);
+    let (commits, commit_watch) = watch::channel(0);
     let writer = Writer::start_in_arbiter(&writer_thread.handle(), move |_| {
-        Writer::new(st, counters, max_batch)
+        Writer::new(st, counters, max_batch, commits)
     });
     let write_edge = Edge::new("write", writer.clone(), cfg.pipeline.write_queue);
     let to_writer = write_edge.clone();
@@ -109,6 +110,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
         ready: ready.clone(),
         max_message_bytes: cfg.pipeline.max_message_bytes,
         supervisor: supervisor.clone(),
+        commits: commit_watch,
     };
     let listen = cfg.gateway.listen;
     let server = http::serve(api, listen).map_err(|e| AppError::Listen {

@@ -407,3 +407,29 @@ fn oauth2_access_tokens_are_refreshed_and_a_refused_grant_needs_reauth() {
         "secrets stay out of the log"
     );
 }
+
+#[test]
+fn the_ticket_feed_long_polls_until_the_next_commit() {
+    let accounts = users("feed", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &mailbox("feed0", &dovecot, "feed0", ""),
+    );
+    g.wait_for_state("feed0", "idle", WAIT);
+    // Nothing committed: a short wait answers empty, with no cursor.
+    let empty = g.json("/api/tickets?after=0&wait=1");
+    assert_eq!(empty["tickets"].as_array().unwrap().len(), 0);
+    assert!(empty["next"].is_null());
+    // A request waiting 25 s is answered by the commit: only a woken request
+    // can carry the ticket, a timed-out one would come back empty.
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| g.json("/api/tickets?after=0&wait=25"));
+        dovecot.deliver("feed0", &mail::simple("feed@client.test", "fed"), None);
+        let page = waiting.join().unwrap();
+        assert_eq!(subjects(page["tickets"].as_array().unwrap()), ["fed"]);
+        assert!(page["next"].as_u64().is_some());
+    });
+}

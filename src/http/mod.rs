@@ -1,9 +1,12 @@
 //! HTTP: health, readiness, Prometheus metrics and the admin JSON API.
 //! Store reads run on actix-web's blocking pool, never on the IO threads.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
 use actix::Addr;
@@ -17,6 +20,7 @@ use actix_web::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::{
     config::MailboxConfig,
@@ -43,6 +47,8 @@ pub struct ApiState {
     pub max_message_bytes: u32,
     /// Routes operator requests to mailbox actors.
     pub supervisor: Addr<MailboxSupervisor>,
+    /// Ticks on every writer commit: long-polling feed readers wait on it.
+    pub commits: watch::Receiver<u64>,
 }
 
 /// An API failure: a stable code and a message.
@@ -159,12 +165,17 @@ async fn retry(s: Data<ApiState>, id: Path<String>) -> Result<HttpResponse, ApiE
     control(&s, &id, Control::Retry).await
 }
 
+/// The longest `wait` a feed request may ask for, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 30;
+
 /// Cursor paging parameters.
 #[derive(Debug, Deserialize)]
 struct Page {
     mailbox: Option<String>,
     after: Option<u64>,
     limit: Option<usize>,
+    /// Seconds to wait for a change when there is none yet (long poll).
+    wait: Option<u64>,
 }
 
 impl Page {
@@ -180,20 +191,45 @@ struct TicketPage {
     next: Option<u64>,
 }
 
+/// Tickets changed after the cursor `after`, oldest first. With `wait`, an
+/// empty page is held until the writer commits or `wait` seconds pass, so a
+/// consumer follows the feed without polling.
 #[get("/api/tickets")]
 async fn tickets(s: Data<ApiState>, q: Query<Page>) -> Result<Json<TicketPage>, ApiError> {
-    let store = s.store.clone();
+    let q = Arc::new(q.into_inner());
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut commits = s.commits.clone();
+    loop {
+        // Marked seen before reading: a commit after the read wakes us.
+        commits.borrow_and_update();
+        let page = ticket_page(s.store.clone(), q.clone()).await?;
+        if !page.tickets.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(page));
+        }
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            Ok(Ok(())) => {}
+            // Timed out, or the writer is gone (shutdown): answer as is.
+            Ok(Err(_)) | Err(_) => return Ok(Json(page)),
+        }
+    }
+}
+
+async fn ticket_page(store: Arc<dyn Store>, q: Arc<Page>) -> Result<TicketPage, ApiError> {
     blocking(move || {
         let changes = store.changes(q.after.unwrap_or(0), q.limit(), q.mailbox.as_deref())?;
         let next = changes.last().map(|c| c.seq);
         let mut seen = std::collections::HashSet::new();
-        let mut tickets = Vec::new();
+        let mut changed = Vec::new();
         for c in changes {
             if seen.insert(c.ticket) {
-                tickets.extend(store.ticket(c.ticket)?);
+                changed.extend(store.ticket(c.ticket)?);
             }
         }
-        Ok(Json(TicketPage { tickets, next }))
+        Ok(TicketPage {
+            tickets: changed,
+            next,
+        })
     })
     .await
 }

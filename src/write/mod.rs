@@ -10,6 +10,7 @@ mod watermark;
 use std::{sync::Arc, time::Duration, time::Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
+use tokio::sync::watch;
 
 pub use batch::{BatchBuilder, BatchCounts};
 pub use watermark::Watermark;
@@ -48,17 +49,26 @@ pub struct Writer {
     pending: Vec<WriteJob>,
     max_batch: usize,
     flush_scheduled: bool,
+    /// Counts commits, so change-feed readers can wait for the next one.
+    commits: watch::Sender<u64>,
 }
 
 impl Writer {
-    /// A writer over `store`, committing at most `max_batch` messages at once.
-    pub fn new(store: Arc<dyn Store>, counters: Counters, max_batch: usize) -> Self {
+    /// A writer over `store`, committing at most `max_batch` messages at
+    /// once and counting its commits in `commits`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        counters: Counters,
+        max_batch: usize,
+        commits: watch::Sender<u64>,
+    ) -> Self {
         Self {
             builder: BatchBuilder::new(counters),
             store,
             pending: Vec::new(),
             max_batch,
             flush_scheduled: false,
+            commits,
         }
     }
 
@@ -81,6 +91,7 @@ impl Writer {
                     recipient.do_send(committed);
                 }
                 self.pending.clear();
+                self.commits.send_modify(|n| *n += 1);
             }
             Err(e) => {
                 self.builder.abort();

@@ -163,16 +163,34 @@ impl Gateway {
     /// Every ticket, following the change-feed cursor to its end.
     pub fn tickets(&self, mailbox: Option<&str>) -> Vec<Value> {
         let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let filter = mailbox.map(|m| format!("&mailbox={m}")).unwrap_or_default();
-            let page = self.json(&format!("/api/tickets?after={after}&limit=1000{filter}"));
-            out.extend(page["tickets"].as_array().cloned().unwrap_or_default());
-            match page["next"].as_u64() {
-                Some(n) => after = n,
-                None => return out,
-            }
+        self.follow(mailbox, 0, &mut out);
+        out
+    }
+
+    /// One page of the feed after cursor `after` into `out`, waiting up to
+    /// `wait_s` seconds for a commit when there is nothing yet; the next
+    /// cursor, if the page had any.
+    fn page(
+        &self,
+        mailbox: Option<&str>,
+        after: u64,
+        wait_s: u64,
+        out: &mut Vec<Value>,
+    ) -> Option<u64> {
+        let filter = mailbox.map(|m| format!("&mailbox={m}")).unwrap_or_default();
+        let page = self.json(&format!(
+            "/api/tickets?after={after}&limit=1000&wait={wait_s}{filter}"
+        ));
+        out.extend(page["tickets"].as_array().cloned().unwrap_or_default());
+        page["next"].as_u64()
+    }
+
+    /// Reads the whole feed after `after` into `out`; the cursor reached.
+    fn follow(&self, mailbox: Option<&str>, mut after: u64, out: &mut Vec<Value>) -> u64 {
+        while let Some(next) = self.page(mailbox, after, 0, out) {
+            after = next;
         }
+        after
     }
 
     /// Every recorded rejection.
@@ -190,9 +208,23 @@ impl Gateway {
         n: usize,
         within: Duration,
     ) -> Vec<Value> {
-        eventually(&format!("{n} tickets"), within, || {
-            self.tickets(mailbox).len() >= n
-        });
+        // Long-polls the change feed: each request returns as soon as the
+        // writer commits, so nothing here sleeps.
+        let deadline = std::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        let mut after = self.follow(mailbox, 0, &mut seen);
+        while seen.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {within:?} waiting for {n} tickets (have {})",
+                seen.len()
+            );
+            let wait_s = left.as_secs().clamp(1, 5);
+            if let Some(next) = self.page(mailbox, after, wait_s, &mut seen) {
+                after = next;
+            }
+        }
         self.tickets(mailbox)
     }
 
