@@ -38,13 +38,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Zero-setup demo: an in-process mail farm with hundreds of mailboxes
+    /// and steady customer mail, the gateway against it, a live progress line.
+    Demo {
+        /// Mailboxes on the farm.
+        #[arg(long, default_value_t = 300)]
+        mailboxes: u32,
+        /// New messages per second over all mailboxes.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Keep the config and store here (default: a temporary directory,
+        /// removed at the end).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The gateway's HTTP listener (API and /metrics).
+        #[arg(long, default_value = "127.0.0.1:8025")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo's progress line owns the terminal: only warnings by default.
+    let default_level = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
     // imap-next traces raw protocol bytes (LOGIN included) in debug builds;
     // its level is pinned so RUST_LOG=trace can never print a password.
-    let mut filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
     if let Ok(pin) = "imap_next=info".parse() {
         filter = filter.add_directive(pin);
     }
@@ -52,8 +75,24 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
+        Command::Demo {
+            mailboxes,
+            rate,
+            data_dir,
+            listen,
+        } => match mailgate::demo::run(mailgate::demo::DemoOptions {
+            mailboxes,
+            rate,
+            data_dir,
+            listen,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mailgate demo: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => match mailgate::config::load(&config) {
             Ok(c) => {
                 println!(

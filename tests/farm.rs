@@ -355,3 +355,37 @@ fn mailgate_takes_every_farm_message_once_through_faults() {
     assert_eq!(subjects.len(), tickets.len(), "a message was doubled");
     assert!(g.rejections().is_empty(), "{:?}", g.rejections());
 }
+
+/// Servers announce new mail once, with whatever command is running: an
+/// EXISTS that arrives during a FETCH is not repeated in the IDLE after it.
+/// mailgate's client remembers it, so the session searches again instead of
+/// idling past the message.
+#[test]
+fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
+    use mailgate::mailbox::imap::{Imap, Steps};
+    let rt = farm_runtime();
+    let farm = Farm::new(FarmConfig::new(1));
+    let listener = rt
+        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap();
+    let text = farm_mailboxes(&farm, listener.addr().port(), 1, "");
+    let cfg = mailgate::config::from_toml(&text, std::path::Path::new(".")).unwrap();
+    rt.block_on(async {
+        let mut imap = Imap::connect(&cfg.mailboxes[0], 1 << 20, &mut Steps::default())
+            .await
+            .unwrap();
+        farm.inject(1, 2048);
+        imap.select("INBOX").await.unwrap();
+        assert_eq!(imap.search(0, None).await.unwrap(), [1]);
+        assert!(!imap.mail_since_search());
+        farm.inject(1, 2048);
+        // The farm (like Dovecot) reports the new message before answering.
+        assert_eq!(imap.sizes(&[1]).await.unwrap().len(), 1);
+        assert!(
+            imap.mail_since_search(),
+            "the EXISTS during FETCH was missed"
+        );
+        assert_eq!(imap.search(1, None).await.unwrap(), [2]);
+        assert!(!imap.mail_since_search());
+    });
+}

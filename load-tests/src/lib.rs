@@ -5,17 +5,20 @@
 //! UID SEARCH, UID FETCH of UID/RFC822.SIZE/BODY.PEEK[], IDLE, NOOP, LOGOUT),
 //! answering the way Dovecot does (`tests/farm.rs` holds the two side by side).
 //!
-//! It serves the load-test runner (`mailgate-load`) and `mailgate demo`.
+//! It serves the load-test runner (`mailgate-load`) and `mailgate demo`,
+//! which watch the gateway from outside through [`GatewayApi`] and [`Feed`].
 
 mod farm;
 mod fault;
 mod message;
+mod observe;
 mod session;
 mod stats;
 mod traffic;
 
 pub use farm::{Farm, FarmConfig, Running};
 pub use fault::Fault;
-pub use message::{message_id, parse_message_id, MIN_SIZE};
+pub use message::{message_id, parse_message_id, parse_subject, MIN_SIZE};
+pub use observe::{Feed, GatewayApi, Latencies, Metrics};
 pub use stats::Stats;
 pub use traffic::{SizeBand, SizeMix, Traffic};

@@ -27,6 +27,15 @@ pub fn parse_message_id(id: &str) -> Option<(u32, u32)> {
     Some((user, uid))
 }
 
+/// `(user, uid)` of a generated message's subject (the subject is what a
+/// ticket shows, so the feed can be matched to injections).
+pub fn parse_subject(subject: &str) -> Option<(u32, u32)> {
+    let rest = subject.strip_prefix("Order ")?;
+    let (uid, rest) = rest.split_once(" for user")?;
+    let user = rest.strip_suffix(" needs help")?;
+    Some((user.parse().ok()?, uid.parse().ok()?))
+}
+
 /// Renders a message of exactly `size` bytes (at least [`MIN_SIZE`]).
 pub(crate) fn render(
     uidvalidity: u32,
@@ -101,5 +110,11 @@ mod tests {
         assert_eq!(parse_message_id("<34.12.7@farm.invalid>"), Some((12, 34)));
         assert_eq!(parse_message_id("34.12.7@farm.invalid"), Some((12, 34)));
         assert_eq!(parse_message_id("<a@example.com>"), None);
+        assert!(text.contains("\r\nSubject: Order 34 for user12 needs help\r\n"));
+        assert_eq!(
+            parse_subject("Order 34 for user12 needs help"),
+            Some((12, 34))
+        );
+        assert_eq!(parse_subject("Re: Order 34 for user12 needs help"), None);
     }
 }

@@ -94,6 +94,9 @@ pub struct Imap {
     next_tag: u32,
     command_timeout: Duration,
     capabilities: Vec<String>,
+    /// An untagged EXISTS arrived after the last SEARCH (servers report new
+    /// mail with any command's responses, once): search again before IDLE.
+    mail_since_search: bool,
 }
 
 fn lost<E: std::fmt::Debug>(e: stream::Error<E>) -> MailboxError {
@@ -191,6 +194,7 @@ impl Imap {
             next_tag: 0,
             command_timeout: cfg.command_timeout,
             capabilities: Vec::new(),
+            mail_since_search: false,
         };
         steps.run(limit, "greeting", imap.greeting()).await?;
         if cfg.security == Security::Starttls {
@@ -257,8 +261,22 @@ impl Imap {
             Event::StatusReceived {
                 status: Status::Bye(bye),
             } => Err(MailboxError::from_bye(bye.text.as_ref())),
-            e => Ok(e),
+            e => {
+                if let Event::DataReceived {
+                    data: Data::Exists(_),
+                } = e
+                {
+                    self.mail_since_search = true;
+                }
+                Ok(e)
+            }
         }
+    }
+
+    /// Whether the server reported new mail since the last SEARCH answered
+    /// (an EXISTS during a FETCH is not repeated in the IDLE that follows).
+    pub fn mail_since_search(&self) -> bool {
+        self.mail_since_search
     }
 
     async fn greeting(&mut self) -> Result<(), MailboxError> {
@@ -479,6 +497,8 @@ impl Imap {
                 uids.extend(found.iter().map(|u| u.get()));
             }
         }
+        // The answer covers every message the server had announced.
+        self.mail_since_search = false;
         // `N:*` matches the highest UID even when it is below N.
         uids.retain(|u| *u > after);
         uids.sort_unstable();

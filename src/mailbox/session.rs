@@ -167,6 +167,9 @@ impl SessionContext {
                 imap.logout().await;
                 return Ok(());
             }
+            if imap.mail_since_search() {
+                continue;
+            }
             let stop = outlet.ctx.stop_signal();
             let end = if idle {
                 outlet.ctx.report(Progress::Idle);
