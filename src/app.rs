@@ -67,13 +67,18 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
     })?;
     let store: Arc<dyn Store> = Arc::new(RocksStore::open(dir)?);
     let counters = store.counters()?;
+    telemetry::store_memory_budget(store.memory_budget());
 
     // Stages, last first, so each knows the edge into the next.
     let writer_thread = Arbiter::new();
-    let (st, max_batch) = (store.clone(), cfg.pipeline.max_batch);
+    let (st, max_batch, delay) = (
+        store.clone(),
+        cfg.pipeline.max_batch,
+        cfg.pipeline.commit_delay,
+    );
     let (commits, commit_watch) = watch::channel(0);
     let writer = Writer::start_in_arbiter(&writer_thread.handle(), move |_| {
-        Writer::new(st, counters, max_batch, commits)
+        Writer::new(st, counters, max_batch, commits).with_commit_delay(delay)
     });
     let write_edge = Edge::new("write", writer.clone(), cfg.pipeline.write_queue);
     let to_writer = write_edge.clone();

@@ -3,6 +3,7 @@
 //! moment the farm injected its message to the moment the feed shows it
 //! committed (the feed long-polls, so that moment is the commit).
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -106,8 +107,11 @@ pub struct Feed {
     pub tickets: u64,
     /// Tickets whose subject is not a farm message's.
     pub foreign: u64,
+    /// Farm messages seen as a ticket more than once.
+    pub duplicates: u64,
     /// Injection → commit of each farm message seen.
     pub latencies: Latencies,
+    seen: HashSet<(u32, u32)>,
 }
 
 impl Feed {
@@ -119,7 +123,25 @@ impl Feed {
             after: 0,
             tickets: 0,
             foreign: 0,
+            duplicates: 0,
             latencies: Latencies::default(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Distinct farm messages seen as tickets.
+    pub fn distinct(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Reads the feed to its current end; the number of new tickets.
+    pub fn catch_up(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.poll(Duration::ZERO)? {
+                0 => return Ok(total),
+                n => total += n,
+            }
         }
     }
 
@@ -136,12 +158,19 @@ impl Feed {
         let tickets = page["tickets"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         for ticket in tickets {
             let subject = ticket["subject"].as_str().unwrap_or_default();
-            match parse_subject(subject).and_then(|(u, uid)| self.farm.injected_at(u, uid)) {
-                Some(at) => self.latencies.record(seen.saturating_duration_since(at)),
+            let message = parse_subject(subject)
+                .and_then(|(u, uid)| Some(((u, uid), self.farm.injected_at(u, uid)?)));
+            match message {
+                Some((key, at)) if self.seen.insert(key) => {
+                    self.latencies.record(seen.saturating_duration_since(at))
+                }
+                Some(_) => self.duplicates += 1,
                 None => self.foreign += 1,
             }
         }
         self.tickets += tickets.len() as u64;
+        // A ticket shows up again in the feed when a reply joins it; farm
+        // messages never reply, so a second sighting is a doubled message.
         if let Some(next) = page["next"].as_u64() {
             self.after = next;
         }

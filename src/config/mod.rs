@@ -69,6 +69,8 @@ pub struct RawPipeline {
     pub max_message_bytes: Option<i64>,
     /// UIDs asked for in one UID FETCH.
     pub fetch_batch: Option<i64>,
+    /// Fault injection for load tests: a pause before every commit.
+    pub commit_delay_ms: Option<i64>,
 }
 
 /// A `[[mailbox]]` entry (or `[defaults]`) as written: every key optional.

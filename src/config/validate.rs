@@ -68,6 +68,8 @@ pub struct PipelineConfig {
     pub max_message_bytes: u32,
     /// UIDs per UID FETCH command.
     pub fetch_batch: usize,
+    /// A pause before every commit (load tests' slow disk; zero otherwise).
+    pub commit_delay: Duration,
 }
 
 /// Whether a mailbox connects.
@@ -332,6 +334,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             200,
             1..=10_000,
         ) as usize,
+        commit_delay: Duration::from_millis(int(
+            &mut errs,
+            "pipeline.commit_delay_ms",
+            p.commit_delay_ms,
+            0,
+            0..=60_000,
+        )),
     };
 
     if raw.defaults.id.is_some() {

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, WriteBatch, WriteOptions, DB,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -35,6 +36,14 @@ const FAMILIES: [&str; 9] = [
 ];
 const COUNTERS_KEY: &[u8] = b"counters";
 
+/// Memtables of every column family together (RocksDB's write buffer
+/// manager flushes when they reach it).
+pub const MEMTABLE_BUDGET: usize = 64 << 20;
+/// Write buffer of one column family before it is flushed.
+const CF_WRITE_BUFFER: usize = 16 << 20;
+/// The block cache every column family shares.
+pub const BLOCK_CACHE: usize = 32 << 20;
+
 /// The RocksDB-backed [`Store`].
 pub struct RocksStore {
     db: DB,
@@ -43,11 +52,23 @@ pub struct RocksStore {
 impl RocksStore {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut opts = Options::default();
+        // Memory is bounded and stated: one write budget and one block cache
+        // for all families (RocksDB's defaults give each family its own).
+        let cache = Cache::new_lru_cache(BLOCK_CACHE);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        let family = || {
+            let mut o = Options::default();
+            o.set_compression_type(DBCompressionType::Lz4);
+            o.set_write_buffer_size(CF_WRITE_BUFFER);
+            o.set_block_based_table_factory(&table);
+            o
+        };
+        let mut opts = family();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        let cfs = FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -159,6 +180,10 @@ impl Store for RocksStore {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo).map_err(io)
+    }
+
+    fn memory_budget(&self) -> u64 {
+        (MEMTABLE_BUDGET + BLOCK_CACHE) as u64
     }
 
     fn counters(&self) -> Result<Counters, StoreError> {

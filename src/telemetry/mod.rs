@@ -35,6 +35,9 @@ pub const MAILBOX_RETRY_DELAY: &str = "mailgate_mailbox_retry_delay_seconds";
 /// The longest time any connected mailbox has gone without a completed catch-up.
 pub const MAILBOX_SYNC_AGE_MAX: &str = "mailgate_mailbox_sync_age_max_seconds";
 
+/// The most memory the store's caches and write buffers may take.
+pub const STORE_MEMORY_BUDGET: &str = "mailgate_store_memory_budget_bytes";
+
 /// Installs the recorder (once per process) and describes every metric.
 pub fn install() {
     // A second install (tests starting several gateways) keeps the first.
@@ -55,6 +58,10 @@ pub fn install() {
     describe_gauge!(QUEUE_DEPTH, "Messages currently on each pipeline edge.");
     describe_gauge!(QUEUE_CAPACITY, "Capacity of each pipeline edge.");
     describe_gauge!(MAILBOXES, "Mailboxes by lifecycle state.");
+    describe_gauge!(
+        STORE_MEMORY_BUDGET,
+        "Bytes the store's block cache and write buffers may take."
+    );
     describe_histogram!(
         COMMIT_SECONDS,
         "Duration of one group commit (write batch, synced)."
@@ -90,6 +97,11 @@ pub fn fetched() {
 /// One message parsed and decided.
 pub fn parsed() {
     counter!(MESSAGES_PARSED).increment(1);
+}
+
+/// States the store's memory budget (it is fixed at open).
+pub fn store_memory_budget(bytes: u64) {
+    gauge!(STORE_MEMORY_BUDGET).set(bytes as f64);
 }
 
 /// One group commit succeeded.

@@ -51,6 +51,8 @@ pub struct Writer {
     flush_scheduled: bool,
     /// Counts commits, so change-feed readers can wait for the next one.
     commits: watch::Sender<u64>,
+    /// A pause before each commit (load tests' slow disk).
+    commit_delay: Duration,
 }
 
 impl Writer {
@@ -69,7 +71,16 @@ impl Writer {
             max_batch,
             flush_scheduled: false,
             commits,
+            commit_delay: Duration::ZERO,
         }
+    }
+
+    /// Pauses `delay` before every commit, as a slow disk would: the
+    /// slow-writer load test's fault. The writer's thread blocks, as it
+    /// does on a slow fsync.
+    pub fn with_commit_delay(mut self, delay: Duration) -> Self {
+        self.commit_delay = delay;
+        self
     }
 
     /// Commits everything pending. On a store error the jobs stay pending
@@ -80,6 +91,9 @@ impl Writer {
             return;
         }
         let started = Instant::now();
+        if !self.commit_delay.is_zero() {
+            std::thread::sleep(self.commit_delay);
+        }
         let built = self.builder.build(&*self.store, &self.pending);
         let result = built
             .and_then(|(batch, acks, counts)| self.store.commit(batch).map(|_| (acks, counts)));

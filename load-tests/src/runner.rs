@@ -1,0 +1,357 @@
+//! Runs one scenario: the farm in this process, the gateway as a child
+//! process (its memory and CPU are its own), and the phases every scenario
+//! shares — base process, connect (and catch up), measure, drain, verify.
+//!
+//! 1. The gateway starts with no mailboxes: its RSS is the base.
+//! 2. The backlog is preloaded, the mailboxes are added by SIGHUP reload, and
+//!    the run waits until every one is in IDLE and the backlog is committed.
+//! 3. The measured phase: traffic at the scenario's rate (each message timed
+//!    from injection to commit through the long-polled ticket feed), the
+//!    fault if any, CPU and RSS sampled.
+//! 4. Traffic stops; the run waits until every message is committed, reads
+//!    the whole feed, and checks that each farm message is exactly one ticket.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::farm::{Farm, FarmConfig};
+use crate::fault::Fault;
+use crate::observe::{Feed, GatewayApi, Latencies, Metrics};
+use crate::process::{free_addr, sample, GatewayProcess, TICKS_PER_SECOND};
+use crate::report::{LatencyFigures, Report};
+use crate::scenario::{Scenario, ScenarioFault};
+use crate::traffic::Traffic;
+
+/// How often the gateway is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Longest wait for the last messages after traffic stops.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Series names, as the gateway exports them.
+const IDLE_SERIES: &str = "mailgate_mailboxes{state=\"idle\"}";
+const TICKETS_SERIES: &str = "mailgate_messages_committed_total{outcome=\"ticket\"}";
+const REJECTED: &str = "mailgate_messages_rejected_total";
+const STORE_BUDGET: &str = "mailgate_store_memory_budget_bytes";
+/// The gateway's defaults, for the report when a scenario does not set them.
+const DEFAULT_LOGIN_LIMIT: i64 = 16;
+const DEFAULT_PARSE_QUEUE: i64 = 256;
+const DEFAULT_WRITE_QUEUE: i64 = 1024;
+const DEFAULT_PARSERS: i64 = 2;
+/// Allowance per mailbox in the RSS bound (an idle session measures ≈ 8 KiB).
+const BOUND_PER_MAILBOX: u64 = 64 * 1024;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The `mailgate` binary.
+    pub gateway_bin: PathBuf,
+    /// Where the gateway's config, store and log go (a fresh temporary
+    /// directory, removed afterwards, when `None`).
+    pub work_dir: Option<PathBuf>,
+}
+
+/// What the sampler saw of the gateway.
+#[derive(Debug, Default)]
+struct Watch {
+    peak_rss: u64,
+    idle: u64,
+    tickets: u64,
+    /// (seconds since the reload, tickets committed) every sample.
+    series: Vec<(f64, u64)>,
+}
+
+/// Runs `scenario`; the report, or what went wrong.
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, String> {
+    let dir = match &opts.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!(
+            "mailgate-load-{}-{}",
+            scenario.name,
+            std::process::id()
+        )),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = run_in(scenario, opts, &dir);
+    if opts.work_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &std::path::Path) -> Result<Report, String> {
+    fn err(what: &'static str) -> impl Fn(std::io::Error) -> String {
+        move |e| format!("{what}: {e}")
+    }
+    let sizes = scenario.size_mix()?;
+    let n = scenario.mailboxes;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mail-farm")
+        .enable_all()
+        .build()
+        .map_err(err("farm runtime"))?;
+    if scenario.tls {
+        return Err(format!(
+            "{}: tls = true is not supported by the runner yet",
+            scenario.name
+        ));
+    }
+    let farm = Farm::new(FarmConfig::new(n));
+    let listener = runtime
+        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .map_err(err("farm listener"))?;
+    let header = config_header(scenario, listener.addr(), free_addr().map_err(err("port"))?)?;
+    let gateway = GatewayProcess::start(&opts.gateway_bin, dir, header).map_err(err("gateway"))?;
+    let api = gateway.api;
+    let pid = gateway.pid();
+    let fail = |what: String| format!("{what}\n--- gateway log ---\n{}", gateway.log_tail());
+
+    // 1. The base process.
+    std::thread::sleep(Duration::from_secs(1));
+    let base = sample(pid).map_err(err("base sample"))?;
+
+    // 2. Backlog, then every mailbox connects.
+    Traffic::preload(&farm, scenario.preload_per_mailbox, &sizes);
+    let backlog = farm.stats().messages_total;
+    farm.reset_login_peak();
+    let reloaded = Instant::now();
+    gateway
+        .reload(&mailboxes(&farm, n))
+        .map_err(err("reload"))?;
+    let mut watch = Watch::default();
+    let settle = Duration::from_secs(scenario.settle_timeout_seconds);
+    let all_idle = wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
+        w.idle == u64::from(n)
+    })
+    .map_err(&fail)?;
+    let caught_up = wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
+        w.tickets >= backlog
+    })
+    .map_err(&fail)?;
+    let connect_logins_peak = farm.stats().logins_in_flight_peak;
+    let idle_rss = sample(pid).map_err(err("idle sample"))?.rss_bytes;
+
+    // 3. The measured phase.
+    let stop_feed = Arc::new(AtomicBool::new(false));
+    let follower = (scenario.rate > 0.0).then(|| {
+        let (farm, stop) = (farm.clone(), stop_feed.clone());
+        std::thread::spawn(move || follow(api, farm, &stop))
+    });
+    let traffic = (scenario.rate > 0.0).then(|| {
+        let t = Traffic {
+            rate: scenario.rate,
+            sizes: sizes.clone(),
+        };
+        let _guard = runtime.enter();
+        t.spawn(farm.clone())
+    });
+    let cpu_before = sample(pid).map_err(err("cpu sample"))?.cpu_ticks;
+    let measure_start = Instant::now();
+    let mut recovery = None;
+    if scenario.fault == ScenarioFault::Restart {
+        farm.reset_login_peak();
+        farm.set_refuse(true);
+        farm.fault(Fault::DropAll);
+        wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
+            w.idle < u64::from(n)
+        })
+        .map_err(&fail)?;
+        std::thread::sleep(Duration::from_secs(scenario.restart_refuse_seconds));
+        farm.set_refuse(false);
+        let back = wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
+            w.idle == u64::from(n)
+        })
+        .map_err(&fail)?;
+        recovery = Some((
+            back.saturating_duration_since(measure_start),
+            farm.stats().logins_in_flight_peak,
+        ));
+    }
+    let measure_for = Duration::from_secs(scenario.measure_seconds);
+    let measure_end = measure_start + measure_for;
+    if Instant::now() < measure_end {
+        wait_until(&api, pid, reloaded, measure_for * 2, &mut watch, |_| {
+            Instant::now() >= measure_end
+        })
+        .map_err(&fail)?;
+    }
+    let measured = measure_start.elapsed();
+    let cpu_after = sample(pid).map_err(err("cpu sample"))?.cpu_ticks;
+    if let Some(t) = traffic {
+        t.abort();
+        // Once the task is gone, no injection is half done.
+        let _ = runtime.block_on(t);
+    }
+
+    // 4. Drain and verify.
+    let injected = farm.stats().messages_total;
+    wait_until(&api, pid, reloaded, DRAIN_TIMEOUT, &mut watch, |w| {
+        w.tickets >= injected
+    })
+    .map_err(&fail)?;
+    stop_feed.store(true, Ordering::Relaxed);
+    let latencies = match follower {
+        Some(f) => f
+            .join()
+            .map_err(|_| "the feed follower panicked".to_owned())??,
+        None => Latencies::default(),
+    };
+    let mut feed = Feed::new(api, farm.clone());
+    feed.catch_up().map_err(err("reading the ticket feed"))?;
+    let metrics = api.metrics().map_err(err("metrics"))?;
+    let clean_exit = gateway.stop().map_err(err("stopping the gateway"))?;
+
+    let mailbox_count = u64::from(n);
+    let cpu_seconds = (cpu_after - cpu_before) as f64 / TICKS_PER_SECOND as f64;
+    let setting = |table: &toml::Table, key: &str, default: i64| {
+        table
+            .get(key)
+            .and_then(|v| v.as_integer())
+            .unwrap_or(default) as u64
+    };
+    let (q_parse, q_write, parsers) = (
+        setting(&scenario.pipeline, "parse_queue", DEFAULT_PARSE_QUEUE),
+        setting(&scenario.pipeline, "write_queue", DEFAULT_WRITE_QUEUE),
+        setting(&scenario.pipeline, "parsers", DEFAULT_PARSERS),
+    );
+    let s_max = sizes.max() as u64;
+    let store_budget = metrics.value(STORE_BUDGET).unwrap_or(0.0) as u64;
+    let bound = base.rss_bytes
+        + store_budget
+        + mailbox_count * BOUND_PER_MAILBOX
+        + (q_parse + parsers + 3 * q_write + mailbox_count) * s_max;
+    Ok(Report {
+        scenario: scenario.name.clone(),
+        about: scenario.about.clone(),
+        mailboxes: n,
+        tls: scenario.tls,
+        messages_injected: injected,
+        distinct_tickets: feed.distinct() as u64,
+        tickets_in_feed: feed.tickets,
+        duplicates: feed.duplicates,
+        foreign_tickets: feed.foreign,
+        rejections: metrics.sum(REJECTED) as u64,
+        lost: injected.saturating_sub(feed.distinct() as u64),
+        base_rss_bytes: base.rss_bytes,
+        idle_rss_bytes: idle_rss,
+        rss_per_mailbox_bytes: idle_rss.saturating_sub(base.rss_bytes) as f64
+            / mailbox_count as f64,
+        peak_rss_bytes: watch.peak_rss,
+        rss_bound_bytes: bound,
+        rss_bound_formula: format!(
+            "base {} + store budget {store_budget} + N {} × 64 KiB + (parse_queue {q_parse} + parsers {parsers} + 3 × write_queue {q_write} + N) × largest message {s_max} B",
+            base.rss_bytes, mailbox_count
+        ),
+        time_to_all_idle_s: all_idle.saturating_duration_since(reloaded).as_secs_f64(),
+        logins_in_flight_peak: connect_logins_peak,
+        login_limit: setting(&scenario.gateway, "max_concurrent_logins_per_host", DEFAULT_LOGIN_LIMIT),
+        backlog,
+        catch_up_s: (backlog > 0).then(|| caught_up.saturating_duration_since(reloaded).as_secs_f64()),
+        sustained_msgs_per_s: sustained_rate(&watch.series),
+        measure_s: measured.as_secs_f64(),
+        cpu_percent_of_core: 100.0 * cpu_seconds / measured.as_secs_f64(),
+        latency: LatencyFigures::from(&latencies),
+        recovery_s: recovery.map(|r| r.0.as_secs_f64()),
+        recovery_logins_peak: recovery.map(|r| r.1),
+        clean_exit,
+    })
+}
+
+/// Samples the gateway until `done` holds; the moment it did.
+fn wait_until(
+    api: &GatewayApi,
+    pid: u32,
+    since: Instant,
+    timeout: Duration,
+    watch: &mut Watch,
+    done: impl Fn(&Watch) -> bool,
+) -> Result<Instant, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(p) = sample(pid) {
+            watch.peak_rss = watch.peak_rss.max(p.rss_bytes);
+        }
+        if let Ok(m) = api.metrics() {
+            record(watch, &m, since);
+        }
+        if done(watch) {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "timed out after {timeout:?}: {} mailboxes idle, {} tickets committed",
+                watch.idle, watch.tickets
+            ));
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+}
+
+fn record(watch: &mut Watch, m: &Metrics, since: Instant) {
+    watch.idle = m.value(IDLE_SERIES).unwrap_or(0.0) as u64;
+    watch.tickets = m.value(TICKETS_SERIES).unwrap_or(0.0) as u64;
+    watch
+        .series
+        .push((since.elapsed().as_secs_f64(), watch.tickets));
+}
+
+/// Commits per second between 10 % and 90 % of the tickets the run saw
+/// committed (the ramp at either end left out); `None` for too few.
+fn sustained_rate(series: &[(f64, u64)]) -> Option<f64> {
+    let total = series.last()?.1;
+    if total < 100 {
+        return None;
+    }
+    let at = |fraction: f64| {
+        let mark = (total as f64 * fraction) as u64;
+        series.iter().find(|(_, n)| *n >= mark).copied()
+    };
+    let ((t0, n0), (t1, n1)) = (at(0.1)?, at(0.9)?);
+    (t1 > t0).then(|| (n1 - n0) as f64 / (t1 - t0))
+}
+
+/// Follows the feed until `stop`, then to its end; the latencies.
+fn follow(api: GatewayApi, farm: Arc<Farm>, stop: &AtomicBool) -> Result<Latencies, String> {
+    let mut feed = Feed::new(api, farm);
+    while !stop.load(Ordering::Relaxed) {
+        feed.poll(Duration::from_secs(1))
+            .map_err(|e| format!("following the feed: {e}"))?;
+    }
+    feed.catch_up()
+        .map_err(|e| format!("following the feed: {e}"))?;
+    Ok(std::mem::take(&mut feed.latencies))
+}
+
+/// The config up to its mailboxes: the scenario's tables over the defaults.
+fn config_header(
+    scenario: &Scenario,
+    imap: SocketAddr,
+    listen: SocketAddr,
+) -> Result<String, String> {
+    let table = |t: &toml::Table| toml::to_string(t).map_err(|e| format!("{}: {e}", scenario.name));
+    Ok(format!(
+        "[gateway]\ndata_dir = \"store\"\nlisten = \"{listen}\"\n{}\n[pipeline]\n{}\n\
+         [defaults]\nhost = \"{}\"\nport = {}\nsecurity = \"none\"\n{}\n",
+        table(&scenario.gateway)?,
+        table(&scenario.pipeline)?,
+        imap.ip(),
+        imap.port(),
+        table(&scenario.defaults)?,
+    ))
+}
+
+/// `[[mailbox]]` entries for every farm user.
+fn mailboxes(farm: &Farm, n: u32) -> String {
+    let mut out = String::with_capacity(n as usize * 80);
+    for user in 1..=n {
+        let name = Farm::username(user);
+        out.push_str(&format!(
+            "[[mailbox]]\nid = \"{name}\"\nusername = \"{name}\"\npassword = \"{}\"\n\n",
+            farm.password()
+        ));
+    }
+    out
+}
