@@ -138,11 +138,18 @@ impl SessionContext {
             p = self.admission.admit(&self.mailbox.host) => p,
             _ = self.stop_signal() => return Ok(()),
         };
-        let mut imap =
-            Imap::connect(&self.mailbox, self.pipeline.max_message_bytes, &mut steps).await?;
+        // Every step but IDLE is boxed: a future's size is that of its
+        // largest step, and inline these (TLS, OAuth, catch-up, LOGOUT)
+        // made each of 10,000 idling sessions hold 24 KiB instead of ~5.
+        let mut imap = Box::pin(Imap::connect(
+            &self.mailbox,
+            self.pipeline.max_message_bytes,
+            &mut steps,
+        ))
+        .await?;
         drop(permit);
         let folder = self.mailbox.folders[self.folder].clone();
-        let selected = imap.select(&folder).await?;
+        let selected = Box::pin(imap.select(&folder)).await?;
         let store = self.store.clone();
         let (id, f) = (self.mailbox.id.clone(), folder.clone());
         let checkpoint = tokio::task::spawn_blocking(move || store.checkpoint(&id, &f))
@@ -163,8 +170,8 @@ impl SessionContext {
         let idle = imap.has("IDLE");
         loop {
             outlet.ctx.report(Progress::Syncing);
-            if !sync(&mut imap, &mut outlet, &mut last).await? {
-                imap.logout().await;
+            if !Box::pin(sync(&mut imap, &mut outlet, &mut last)).await? {
+                Box::pin(imap.logout()).await;
                 return Ok(());
             }
             if imap.mail_since_search() {
@@ -178,12 +185,12 @@ impl SessionContext {
                     .await?
             } else {
                 outlet.ctx.report(Progress::Polling);
-                imap.poll(outlet.ctx.mailbox.poll_interval, stop).await?
+                Box::pin(imap.poll(outlet.ctx.mailbox.poll_interval, stop)).await?
             };
             match end {
                 IdleEnd::NewMail | IdleEnd::Refresh => {}
                 IdleEnd::Stopped => {
-                    imap.logout().await;
+                    Box::pin(imap.logout()).await;
                     return Ok(());
                 }
             }
