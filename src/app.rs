@@ -58,7 +58,7 @@ pub enum AppError {
 
 /// Runs the gateway until SIGTERM or Ctrl-C.
 /// `config_path` is read again on SIGHUP.
-pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
+pub async fn run(mut cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
     telemetry::install();
     let dir = &cfg.gateway.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir {
@@ -105,7 +105,8 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
         alive: alive.downgrade(),
     };
     let handles = io_threads.iter().map(Arbiter::handle).collect();
-    let mailboxes: Vec<Arc<MailboxConfig>> = cfg.mailboxes.iter().cloned().map(Arc::new).collect();
+    let mailboxes = shared_configs(std::mem::take(&mut cfg.mailboxes));
+    let mailbox_count = mailboxes.len();
     let supervisor = MailboxSupervisor::new(mailboxes, handles, shared).start();
 
     let ready = Arc::new(AtomicBool::new(true));
@@ -124,7 +125,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), AppError> {
     })?;
     let server_handle = server.handle();
     actix::spawn(server);
-    tracing::info!(%listen, mailboxes = cfg.mailboxes.len(), "mailgate running");
+    tracing::info!(%listen, mailboxes = mailbox_count, "mailgate running");
 
     serve_until_stopped(&config_path, &supervisor).await;
     let deadline = Instant::now() + cfg.gateway.shutdown_grace;
@@ -205,10 +206,19 @@ async fn reload(path: &Path, supervisor: &Addr<MailboxSupervisor>) {
         Ok(next) => {
             // Only mailboxes change on reload; [gateway] and [pipeline]
             // need a restart.
-            let mailboxes = next.mailboxes.into_iter().map(Arc::new).collect();
+            let mailboxes = shared_configs(next.mailboxes);
             if let Err(e) = supervisor.send(Reload(mailboxes)).await {
                 tracing::error!(error = %e, "reload could not reach the mailbox supervisor");
             }
         }
     }
+}
+
+/// The mailboxes as the actors share them. Collected into a new vector: an
+/// in-place `collect` would keep the configs' allocation (~600 B a
+/// mailbox) behind 8-byte pointers for the life of the gateway.
+fn shared_configs(configs: Vec<MailboxConfig>) -> Vec<Arc<MailboxConfig>> {
+    let mut shared = Vec::with_capacity(configs.len());
+    shared.extend(configs.into_iter().map(Arc::new));
+    shared
 }

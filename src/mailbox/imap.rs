@@ -596,15 +596,20 @@ impl Imap {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<IdleEnd, MailboxError> {
         let tag = self.send(CommandBody::Idle);
-        loop {
-            match within(self.command_timeout, "IDLE", self.event()).await? {
-                Event::IdleAccepted { .. } => break,
-                Event::IdleRejected { status, .. } => {
-                    return Err(MailboxError::Protocol(format!("IDLE rejected: {status:?}")))
+        // The steps before and after the wait are boxed: this future lives
+        // as long as the mailbox idles, and its size is its largest step's.
+        Box::pin(async {
+            loop {
+                match within(self.command_timeout, "IDLE", self.event()).await? {
+                    Event::IdleAccepted { .. } => return Ok(()),
+                    Event::IdleRejected { status, .. } => {
+                        return Err(MailboxError::Protocol(format!("IDLE rejected: {status:?}")))
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
+        })
+        .await?;
         let end = {
             tokio::pin!(stop);
             let deadline = tokio::time::sleep(refresh);
@@ -626,11 +631,15 @@ impl Imap {
             }
         };
         self.client.set_idle_done();
-        while self
-            .next_data_within(&tag, answer_within, "IDLE keepalive (DONE)")
-            .await?
-            .is_some()
-        {}
+        Box::pin(async {
+            while self
+                .next_data_within(&tag, answer_within, "IDLE keepalive (DONE)")
+                .await?
+                .is_some()
+            {}
+            Ok::<_, MailboxError>(())
+        })
+        .await?;
         Ok(end)
     }
 

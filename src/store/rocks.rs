@@ -57,6 +57,8 @@ impl RocksStore {
         let cache = Cache::new_lru_cache(BLOCK_CACHE);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
+        // Index and filter blocks count against the cache too, not beside it.
+        table.set_cache_index_and_filter_blocks(true);
         let family = || {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);

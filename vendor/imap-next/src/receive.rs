@@ -16,6 +16,10 @@ pub struct ReceiveState {
     crlf_relaxed: bool,
     fragmentizer: Fragmentizer,
     message_has_invalid_line_ending: bool,
+    // mailgate patch: bytes enqueued and not yet cut into fragments, and
+    // the size limit, so the fragmentizer can be renewed when it is empty.
+    unfragmented: usize,
+    max_message_size: Option<u32>,
 }
 
 impl ReceiveState {
@@ -29,11 +33,27 @@ impl ReceiveState {
             crlf_relaxed,
             fragmentizer,
             message_has_invalid_line_ending: false,
+            unfragmented: 0,
+            max_message_size,
         }
     }
 
     pub fn enqueue_input(&mut self, bytes: &[u8]) {
+        self.unfragmented += bytes.len();
         self.fragmentizer.enqueue_bytes(bytes);
+    }
+
+    /// mailgate patch: after a complete message with no bytes behind it,
+    /// starts a fresh fragmentizer. Its buffers keep the capacity of the
+    /// largest message and read ever seen (a 20 MiB FETCH would stay
+    /// allocated for the life of an idle connection).
+    fn renew_if_drained(&mut self) {
+        if self.unfragmented == 0 {
+            self.fragmentizer = match self.max_message_size {
+                Some(max) => Fragmentizer::new(max),
+                None => Fragmentizer::without_max_message_size(),
+            };
+        }
     }
 
     /// Discard the current message immediately without receiving it completely.
@@ -70,6 +90,9 @@ impl ReceiveState {
         loop {
             // Parse the next fragment
             let fragment_info = read_fragment(&mut self.fragmentizer);
+            if let Some(info) = fragment_info {
+                self.unfragmented = self.unfragmented.saturating_sub(info.range().len());
+            }
 
             // We only need to handle line fragments
             match fragment_info {
@@ -133,6 +156,7 @@ impl ReceiveState {
                             };
 
                             self.message_has_invalid_line_ending = false;
+                            self.renew_if_drained();
                             return result;
                         }
                     }
