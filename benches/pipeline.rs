@@ -1,9 +1,13 @@
-//! Throughput of the hot stages, on this machine:
-//! - `parse_and_decide`: mail-parser plus filter and mapping over the corpus
-//!   (msgs/s; what one parser thread can do),
+//! Throughput of the hot stages, one thread each, on this machine — the
+//! physical limits the end-to-end rate (load-tests' burst scenario) is
+//! measured against:
+//! - `stage/parse`: mail-parser over the farm's 4 KiB message (msgs/s),
+//! - `stage/map`: filter and ticket mapping of a parsed message,
+//! - `stage/parse_and_map`: both, over the farm's message and over the
+//!   36-message real-world corpus (what one parser thread can do),
 //! - `group_commit`: one synced RocksDB write batch of N tickets with their
 //!   entries, indexes, raw blobs, change feed and checkpoint (tickets/s; what
-//!   the writer can do).
+//!   the writer's commit can do).
 //!
 //! Run: `cargo bench --bench pipeline`
 
@@ -33,20 +37,44 @@ fn corpus() -> Vec<Vec<u8>> {
     files.into_iter().map(|p| fs::read(p).unwrap()).collect()
 }
 
-fn parse_and_decide(c: &mut Criterion) {
-    let messages = corpus();
-    let mailbox = from_toml(
+fn test_mailbox() -> mailgate::config::MailboxConfig {
+    from_toml(
         "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n",
         std::path::Path::new("."),
     )
     .unwrap()
     .mailboxes
-    .remove(0);
-    let mut g = c.benchmark_group("parse_and_decide");
-    g.throughput(Throughput::Elements(messages.len() as u64));
-    g.bench_function("corpus", |b| {
+    .remove(0)
+}
+
+/// The message the burst scenario injects: 4 KiB as the mail farm renders it.
+fn farm_message() -> Vec<u8> {
+    mailfarm::render_message(1, 1, 1, 4096, Utc::now())
+}
+
+fn stages(c: &mut Criterion) {
+    let mailbox = test_mailbox();
+    let farm = farm_message();
+    let corpus = corpus();
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse/farm_4KiB", |b| {
+        b.iter(|| std::hint::black_box(parse(&farm)))
+    });
+    g.bench_function("map/farm_4KiB", |b| {
+        b.iter_batched(
+            || parse(&farm),
+            |parsed| std::hint::black_box(decide(parsed, &mailbox)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("parse_and_map/farm_4KiB", |b| {
+        b.iter(|| std::hint::black_box(decide(parse(&farm), &mailbox)))
+    });
+    g.throughput(Throughput::Elements(corpus.len() as u64));
+    g.bench_function("parse_and_map/corpus", |b| {
         b.iter(|| {
-            for m in &messages {
+            for m in &corpus {
                 std::hint::black_box(decide(parse(m), &mailbox));
             }
         })
@@ -56,16 +84,8 @@ fn parse_and_decide(c: &mut Criterion) {
 
 /// A batch of `n` new tickets as the writer builds it for 4 KiB messages.
 fn batch(n: u64, start: u64) -> CommitBatch {
-    let raw = Bytes::from(mailgate_sample(4096));
-    let Decision::Accept { content, .. } = decide(
-        parse(&raw),
-        &from_toml(
-            "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n",
-            std::path::Path::new("."),
-        )
-        .unwrap()
-        .mailboxes[0],
-    ) else {
+    let raw = Bytes::from(farm_message());
+    let Decision::Accept { content, .. } = decide(parse(&raw), &test_mailbox()) else {
         panic!("sample must be accepted")
     };
     let now = Utc::now();
@@ -129,14 +149,6 @@ fn batch(n: u64, start: u64) -> CommitBatch {
     b
 }
 
-fn mailgate_sample(size: usize) -> Vec<u8> {
-    let mut m = b"From: Customer <c@client.test>\r\nTo: support@acme.test\r\nSubject: Printer jammed\r\nMessage-ID: <x@client.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
-    while m.len() < size {
-        m.extend_from_slice(b"The printer on the third floor is jammed again, please help.\r\n");
-    }
-    m
-}
-
 fn group_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = RocksStore::open(dir.path()).unwrap();
@@ -159,5 +171,5 @@ fn group_commit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse_and_decide, group_commit);
+criterion_group!(benches, stages, group_commit);
 criterion_main!(benches);

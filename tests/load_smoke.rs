@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use mailfarm::{RunOptions, Scenario};
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "idle-10k",
+    "idle-10k-tls",
     "burst",
     "steady-latency",
     "reconnect-storm",
@@ -56,6 +57,11 @@ fn every_scenario_file_has_a_smoke_run() {
 #[test]
 fn idle_10k_smoke() {
     smoke("idle-10k");
+}
+
+#[test]
+fn idle_10k_tls_smoke() {
+    smoke("idle-10k-tls");
 }
 
 #[test]

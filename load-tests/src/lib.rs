@@ -8,6 +8,7 @@
 //! It serves the load-test runner (`mailgate-load`) and `mailgate demo`,
 //! which watch the gateway from outside through [`GatewayApi`] and [`Feed`].
 
+mod certs;
 mod farm;
 mod fault;
 mod message;
@@ -20,9 +21,12 @@ mod session;
 mod stats;
 mod traffic;
 
+pub use certs::{make_certs, server_config, TestCerts};
 pub use farm::{Farm, FarmConfig, Running};
 pub use fault::Fault;
-pub use message::{message_id, parse_message_id, parse_subject, MIN_SIZE};
+pub use message::{
+    message_id, parse_message_id, parse_subject, render as render_message, MIN_SIZE,
+};
 pub use observe::{Feed, GatewayApi, Latencies, Metrics};
 pub use report::{LatencyFigures, Report};
 pub use runner::{run, RunOptions};

@@ -36,14 +36,9 @@ pub fn parse_subject(subject: &str) -> Option<(u32, u32)> {
     Some((user.parse().ok()?, uid.parse().ok()?))
 }
 
-/// Renders a message of exactly `size` bytes (at least [`MIN_SIZE`]).
-pub(crate) fn render(
-    uidvalidity: u32,
-    user: u32,
-    uid: u32,
-    size: usize,
-    date: DateTime<Utc>,
-) -> Vec<u8> {
+/// Renders the message the farm serves as `uid` of `user`: exactly `size`
+/// bytes (at least [`MIN_SIZE`]); also the benches' sample of farm mail.
+pub fn render(uidvalidity: u32, user: u32, uid: u32, size: usize, date: DateTime<Utc>) -> Vec<u8> {
     let mut out = Vec::with_capacity(size.max(512));
     let id = message_id(uidvalidity, user, uid);
     let date = date.to_rfc2822();

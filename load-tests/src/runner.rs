@@ -12,11 +12,12 @@
 //!    the whole feed, and checks that each farm message is exactly one ticket.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::certs::{make_certs, server_config};
 use crate::farm::{Farm, FarmConfig};
 use crate::fault::Fault;
 use crate::observe::{Feed, GatewayApi, Latencies, Metrics};
@@ -81,7 +82,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, String> {
     result
 }
 
-fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &std::path::Path) -> Result<Report, String> {
+fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, String> {
     fn err(what: &'static str) -> impl Fn(std::io::Error) -> String {
         move |e| format!("{what}: {e}")
     }
@@ -93,17 +94,27 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &std::path::Path) -> Resu
         .enable_all()
         .build()
         .map_err(err("farm runtime"))?;
-    if scenario.tls {
-        return Err(format!(
-            "{}: tls = true is not supported by the runner yet",
-            scenario.name
-        ));
-    }
-    let farm = Farm::new(FarmConfig::new(n));
+    let certs = match scenario.tls {
+        true => Some(make_certs(dir).map_err(err("test certificates"))?),
+        false => None,
+    };
+    let farm = Farm::new(FarmConfig {
+        tls: match &certs {
+            Some(c) => Some(server_config(c).map_err(err("TLS config"))?),
+            None => None,
+        },
+        ..FarmConfig::new(n)
+    });
     let listener = runtime
         .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
         .map_err(err("farm listener"))?;
-    let header = config_header(scenario, listener.addr(), free_addr().map_err(err("port"))?)?;
+    let ca = certs.as_ref().map(|c| c.ca.as_path());
+    let header = config_header(
+        scenario,
+        listener.addr(),
+        free_addr().map_err(err("port"))?,
+        ca,
+    )?;
     let gateway = GatewayProcess::start(&opts.gateway_bin, dir, header).map_err(err("gateway"))?;
     let api = gateway.api;
     let pid = gateway.pid();
@@ -241,6 +252,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &std::path::Path) -> Resu
             / mailbox_count as f64,
         peak_rss_bytes: watch.peak_rss,
         rss_bound_bytes: bound,
+        rss_bound_enforced: scenario.memory_bound,
         rss_bound_formula: format!(
             "base {} + store budget {store_budget} + N {} × 64 KiB + (parse_queue {q_parse} + parsers {parsers} + 3 × write_queue {q_write} + N) × largest message {s_max} B",
             base.rss_bytes, mailbox_count
@@ -325,16 +337,25 @@ fn follow(api: GatewayApi, farm: Arc<Farm>, stop: &AtomicBool) -> Result<Latenci
     Ok(std::mem::take(&mut feed.latencies))
 }
 
-/// The config up to its mailboxes: the scenario's tables over the defaults.
+/// The config up to its mailboxes: the scenario's tables over the
+/// defaults; implicit TLS trusting `ca` when given.
 fn config_header(
     scenario: &Scenario,
     imap: SocketAddr,
     listen: SocketAddr,
+    ca: Option<&Path>,
 ) -> Result<String, String> {
     let table = |t: &toml::Table| toml::to_string(t).map_err(|e| format!("{}: {e}", scenario.name));
+    let security = match ca {
+        Some(ca) => format!(
+            "security = \"tls\"\nca_file = {:?}\n",
+            ca.display().to_string()
+        ),
+        None => "security = \"none\"\n".to_owned(),
+    };
     Ok(format!(
         "[gateway]\ndata_dir = \"store\"\nlisten = \"{listen}\"\n{}\n[pipeline]\n{}\n\
-         [defaults]\nhost = \"{}\"\nport = {}\nsecurity = \"none\"\n{}\n",
+         [defaults]\nhost = \"{}\"\nport = {}\n{security}{}\n",
         table(&scenario.gateway)?,
         table(&scenario.pipeline)?,
         imap.ip(),

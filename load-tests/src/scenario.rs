@@ -74,6 +74,10 @@ pub struct Scenario {
     /// Fault at the start of the measured phase.
     #[serde(default)]
     pub fault: ScenarioFault,
+    /// Whether peak RSS above the pipeline-derived bound fails the run (the
+    /// slow-writer and big-attachments question; others only report it).
+    #[serde(default)]
+    pub memory_bound: bool,
     /// How long a restarting server refuses connections.
     #[serde(default = "default_refuse")]
     pub restart_refuse_seconds: u64,

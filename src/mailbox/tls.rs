@@ -1,9 +1,14 @@
 //! TLS client configuration: the public web roots, plus a mailbox's own CA
-//! file when it has one. Certificate verification is always on.
+//! file when it has one. Certificate verification is always on. Configs are
+//! shared: one per distinct CA file content (each holds a copy of the roots
+//! and a session cache; built per connection they cost every TLS mailbox
+//! ~35 KiB for as long as it idled), which also lets mailboxes on the same
+//! server resume TLS sessions after a reconnect storm.
 
 use std::{
+    collections::HashMap,
     path::Path,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use rustls_pki_types::{pem::PemObject, CertificateDer};
@@ -14,13 +19,14 @@ use tokio_rustls::{
 
 use super::error::MailboxError;
 
-fn config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, MailboxError> {
+/// The web roots plus the certificates in `extra_ca` (PEM read from `path`).
+fn config(extra_ca: Option<(&Path, &[u8])>) -> Result<Arc<ClientConfig>, MailboxError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(path) = extra_ca {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    if let Some((path, pem)) = extra_ca {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| {
                 MailboxError::TlsCertificate(format!("cannot read ca_file {}: {e}", path.display()))
             })?;
@@ -45,7 +51,24 @@ pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, MailboxError> 
         None => SHARED
             .get_or_init(|| config(None).unwrap_or_else(|_| no_roots()))
             .clone(),
-        Some(p) => config(Some(p))?,
+        Some(p) => {
+            let pem = std::fs::read(p).map_err(|e| {
+                MailboxError::TlsCertificate(format!("cannot read ca_file {}: {e}", p.display()))
+            })?;
+            static BY_CA: OnceLock<Mutex<HashMap<Vec<u8>, Arc<ClientConfig>>>> = OnceLock::new();
+            let mut configs = BY_CA
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match configs.get(&pem) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = config(Some((p, &pem)))?;
+                    configs.insert(pem, c.clone());
+                    c
+                }
+            }
+        }
     };
     Ok(TlsConnector::from(cfg))
 }

@@ -114,7 +114,8 @@ impl Dovecot {
             ));
         }
         fs::write(root.join("passwd"), passwd).expect("passwd");
-        let ca_file = (opts.transport != Transport::Plain).then(|| make_certs(root));
+        let ca_file = (opts.transport != Transport::Plain)
+            .then(|| mailfarm::make_certs(root).expect("test certificates").ca);
         let port = free_port();
         let me = Self {
             dir,
@@ -316,74 +317,4 @@ fn chown_tree(path: &Path) {
             chown_tree(&e.expect("entry").path());
         }
     }
-}
-
-/// A test CA and a `localhost` leaf signed by it (rustls refuses a
-/// self-signed CA:TRUE leaf). Returns the CA certificate's path.
-fn make_certs(root: &Path) -> PathBuf {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mailgate test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    fs::write(
-        root.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.pem",
-    ]);
-    for f in ["server.pem", "server.key", "ca.pem"] {
-        fs::set_permissions(root.join(f), fs::Permissions::from_mode(0o644)).expect("chmod");
-    }
-    root.join("ca.pem")
 }
