@@ -67,6 +67,9 @@ impl RocksStore {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);
             o.set_write_buffer_size(CF_WRITE_BUFFER);
+            // Room to keep writing while a full memtable flushes (the
+            // default 2 stalled group commits of 500 tickets).
+            o.set_max_write_buffer_number(4);
             o.set_block_based_table_factory(&table);
             o
         };
@@ -74,7 +77,18 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
-        let cfs = FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family()));
+        opts.set_max_background_jobs(2);
+        let cfs = FAMILIES.map(|name| {
+            let mut o = family();
+            if name == BLOBS {
+                // Raw messages go to blob files: compaction moves keys, not
+                // the messages themselves.
+                o.set_enable_blob_files(true);
+                o.set_min_blob_size(1024);
+                o.set_blob_compression_type(DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             reason: e.to_string(),
