@@ -13,6 +13,7 @@ mod farm;
 mod fault;
 mod message;
 mod observe;
+mod peer;
 mod process;
 mod report;
 mod runner;
@@ -28,6 +29,7 @@ pub use message::{
     message_id, parse_message_id, parse_subject, render as render_message, MIN_SIZE,
 };
 pub use observe::{Feed, GatewayApi, Latencies, Metrics};
+pub use peer::{comparison, imapflow_script, run_imapflow, PeerReport};
 pub use report::{LatencyFigures, Report};
 pub use runner::{run, RunOptions};
 pub use scenario::{Scenario, ScenarioFault};

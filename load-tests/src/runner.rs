@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::certs::{make_certs, server_config};
-use crate::farm::{Farm, FarmConfig};
+use crate::certs::{make_certs, server_config, TestCerts};
+use crate::farm::{Farm, FarmConfig, Running};
 use crate::fault::Fault;
 use crate::observe::{Feed, GatewayApi, Latencies, Metrics};
 use crate::process::{free_addr, sample, GatewayProcess, TICKS_PER_SECOND};
@@ -65,8 +65,19 @@ struct Watch {
 
 /// Runs `scenario`; the report, or what went wrong.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, String> {
-    let dir = match &opts.work_dir {
-        Some(d) => d.clone(),
+    in_work_dir(scenario, opts.work_dir.as_deref(), |dir| {
+        run_in(scenario, opts, dir)
+    })
+}
+
+/// Runs `f` in `work_dir`, or in a fresh temporary directory removed after.
+pub(crate) fn in_work_dir<T>(
+    scenario: &Scenario,
+    work_dir: Option<&Path>,
+    f: impl FnOnce(&Path) -> Result<T, String>,
+) -> Result<T, String> {
+    let dir = match work_dir {
+        Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!(
             "mailgate-load-{}-{}",
             scenario.name,
@@ -75,19 +86,27 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, String> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = run_in(scenario, opts, &dir);
-    if opts.work_dir.is_none() {
+    let result = f(&dir);
+    if work_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, String> {
-    fn err(what: &'static str) -> impl Fn(std::io::Error) -> String {
-        move |e| format!("{what}: {e}")
-    }
-    let sizes = scenario.size_mix()?;
-    let n = scenario.mailboxes;
+/// An I/O error with what was being done.
+pub(crate) fn err(what: &'static str) -> impl Fn(std::io::Error) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+/// The scenario's farm, listening on loopback (with its test CA under TLS).
+pub(crate) struct FarmUnderTest {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) farm: Arc<Farm>,
+    pub(crate) listener: Running,
+    pub(crate) certs: Option<TestCerts>,
+}
+
+pub(crate) fn start_farm(scenario: &Scenario, dir: &Path) -> Result<FarmUnderTest, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("mail-farm")
@@ -103,11 +122,28 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
             Some(c) => Some(server_config(c).map_err(err("TLS config"))?),
             None => None,
         },
-        ..FarmConfig::new(n)
+        ..FarmConfig::new(scenario.mailboxes)
     });
     let listener = runtime
         .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
         .map_err(err("farm listener"))?;
+    Ok(FarmUnderTest {
+        runtime,
+        farm,
+        listener,
+        certs,
+    })
+}
+
+fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, String> {
+    let sizes = scenario.size_mix()?;
+    let n = scenario.mailboxes;
+    let FarmUnderTest {
+        runtime,
+        farm,
+        listener,
+        certs,
+    } = start_farm(scenario, dir)?;
     let ca = certs.as_ref().map(|c| c.ca.as_path());
     let header = config_header(
         scenario,

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use imap_next::imap_types::{
     auth::{AuthMechanism, AuthenticateData},
     command::{Command, CommandBody},
-    core::{IString, Literal, NString, Tag, Vec1},
+    core::{IString, Literal, NString, QuotedChar, Tag, Vec1},
     datetime::DateTime,
     fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
+    flag::FlagNameAttribute,
     flag::{Flag, FlagPerm},
-    mailbox::Mailbox,
+    mailbox::{ListMailbox, Mailbox},
     response::{Capability, Code, CodeOther, CommandContinuationRequest, Data, Greeting, Status},
     search::SearchKey,
     sequence::{Sequence, SequenceSet},
@@ -263,6 +264,12 @@ impl Session<'_> {
                 _ => tagged_bad(tag, "No mailbox selected."),
             },
             CommandBody::Search { criteria, .. } => self.search(server, tag, &criteria),
+            CommandBody::List {
+                mailbox_wildcard, ..
+            } => self.list(server, tag, &mailbox_wildcard, false),
+            CommandBody::Lsub {
+                mailbox_wildcard, ..
+            } => self.list(server, tag, &mailbox_wildcard, true),
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -390,6 +397,48 @@ impl Session<'_> {
             count,
         };
         tagged_ok(tag, Some(Code::ReadWrite), "Select completed.")
+    }
+
+    /// LIST (or LSUB): the hierarchy delimiter for an empty pattern, INBOX
+    /// when the pattern matches it (clients such as imapflow list before
+    /// SELECT).
+    fn list(
+        &mut self,
+        server: &mut Server,
+        tag: Tag<'static>,
+        pattern: &ListMailbox<'_>,
+        subscribed: bool,
+    ) -> Status<'static> {
+        if matches!(self.state, State::NotAuthenticated) {
+            return tagged_bad(tag, "Not logged in.");
+        }
+        let pattern: &[u8] = match pattern {
+            ListMailbox::Token(t) => t.as_ref(),
+            ListMailbox::String(s) => s.as_ref(),
+        };
+        let entry = |items, mailbox| {
+            let delimiter = QuotedChar::try_from('/').ok();
+            match subscribed {
+                false => Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                },
+                true => Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                },
+            }
+        };
+        if pattern.is_empty() {
+            if let Ok(root) = Mailbox::try_from("") {
+                server.enqueue_data(entry(vec![FlagNameAttribute::Noselect], root));
+            }
+        } else if wildcard_match(&pattern.to_ascii_uppercase(), b"INBOX") {
+            server.enqueue_data(entry(vec![], Mailbox::Inbox));
+        }
+        tagged_ok(tag, None, "List completed.")
     }
 
     /// Reports new messages with `* N EXISTS`, as a server does in IDLE and
@@ -573,6 +622,15 @@ fn supported(name: &MessageDataItemName<'_>) -> bool {
                 ..
             }
     )
+}
+
+/// Whether a LIST pattern (`*` and `%` match any run) matches `name`.
+fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*' | b'%', rest)) => (0..=name.len()).any(|i| wildcard_match(rest, &name[i..])),
+        Some((c, rest)) => name.first() == Some(c) && wildcard_match(rest, &name[1..]),
+    }
 }
 
 /// Whether message `n` (sequence number = UID) matches `key`; `None` for a

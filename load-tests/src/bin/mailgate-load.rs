@@ -31,6 +31,10 @@ struct Args {
     /// directory.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// After each scenario, hold the same sessions with imapflow (Node.js)
+    /// against the same farm and report both side by side (idle scenarios).
+    #[arg(long)]
+    vs_imapflow: bool,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,26 @@ fn main() -> ExitCode {
                     failed = true;
                 }
                 failed |= !report.problems().is_empty();
+                if args.vs_imapflow {
+                    match mailfarm::run_imapflow(&scenario, args.work_dir.as_deref()) {
+                        Ok(peer) => {
+                            let md = mailfarm::comparison(&report, &peer);
+                            println!("{md}");
+                            let base = args.out.join(format!("{}-vs-imapflow", scenario.name));
+                            let json = serde_json::to_string_pretty(&peer).unwrap_or_default();
+                            if let Err(e) = std::fs::write(base.with_extension("json"), json)
+                                .and_then(|()| std::fs::write(base.with_extension("md"), &md))
+                            {
+                                eprintln!("mailgate-load: cannot write the comparison: {e}");
+                                failed = true;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("mailgate-load: {} with imapflow: {e}", scenario.name);
+                            failed = true;
+                        }
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("mailgate-load: {}: {e}", scenario.name);
