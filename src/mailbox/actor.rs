@@ -12,6 +12,7 @@ use actix::{
 use chrono::{DateTime, Utc};
 use rand::thread_rng;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     admission::Admission,
@@ -73,8 +74,9 @@ pub struct Reconfigure(pub Option<Arc<MailboxConfig>>);
 /// The actor's handles on one folder's session and timers.
 #[derive(Default)]
 struct Run {
-    /// Set while a session runs; sending `true` asks it to end.
-    stop: Option<watch::Sender<bool>>,
+    /// Set while a session runs; cancelling it asks the session to end (a
+    /// token, not a watch channel: a third of the size, for every session).
+    stop: Option<CancellationToken>,
     /// The scheduled next connection attempt.
     pending: Option<SpawnHandle>,
     /// Closes the session when the next skip window starts.
@@ -88,7 +90,9 @@ pub struct MailboxActor {
     folders: Vec<Lifecycle>,
     runs: Vec<Run>,
     paused: bool,
-    view: MailboxView,
+    /// This mailbox's view, shared with the board (one copy while nothing
+    /// changes; `Arc::make_mut` copies on write).
+    view: Arc<MailboxView>,
     /// A reload waiting for the running sessions to end.
     reconfigure: Option<Reconfigure>,
     /// Removed from the configuration: never connects again.
@@ -113,7 +117,7 @@ impl MailboxActor {
             paused: cfg.status != MailboxStatus::Active,
             cfg,
             shared,
-            view,
+            view: Arc::new(view),
             reconfigure: None,
             removed: false,
         }
@@ -142,9 +146,9 @@ impl MailboxActor {
                 ctx.stop();
             }
             Some(cfg) => {
-                let checkpoint = std::mem::take(&mut self.view.checkpoint);
+                let checkpoint = std::mem::take(&mut Arc::make_mut(&mut self.view).checkpoint);
                 *self = Self::new(cfg, self.shared.clone());
-                self.view.checkpoint = checkpoint;
+                Arc::make_mut(&mut self.view).checkpoint = checkpoint;
                 self.publish();
                 for folder in 0..self.folders.len() {
                     self.start_folder(folder, ctx);
@@ -154,18 +158,23 @@ impl MailboxActor {
     }
 
     fn publish(&mut self) {
-        self.view.state = self
+        let state = self
             .folders
             .iter()
             .map(Lifecycle::state)
             .min()
             .unwrap_or(MailboxState::Stopped);
-        self.view.consecutive_failures = self
+        let failures = self
             .folders
             .iter()
             .map(Lifecycle::failures)
             .max()
             .unwrap_or(0);
+        if (self.view.state, self.view.consecutive_failures) != (state, failures) {
+            let view = Arc::make_mut(&mut self.view);
+            view.state = state;
+            view.consecutive_failures = failures;
+        }
         self.shared.board.publish(self.view.clone());
     }
 
@@ -188,10 +197,10 @@ impl MailboxActor {
             self.schedule(folder, at, ctx);
             return;
         }
-        let (stop_tx, stop) = watch::channel(false);
-        self.runs[folder].stop = Some(stop_tx);
+        let stop = CancellationToken::new();
+        self.runs[folder].stop = Some(stop.clone());
         self.close_at_next_window(folder, ctx);
-        self.view.next_attempt_at = None;
+        Arc::make_mut(&mut self.view).next_attempt_at = None;
         self.publish();
         let session = SessionContext {
             mailbox: self.cfg.clone(),
@@ -211,7 +220,7 @@ impl MailboxActor {
 
     /// Connects `folder` again at `at` (or at once if that has passed).
     fn schedule(&mut self, folder: usize, at: DateTime<Utc>, ctx: &mut Context<Self>) {
-        self.view.next_attempt_at = Some(at);
+        Arc::make_mut(&mut self.view).next_attempt_at = Some(at);
         self.publish();
         let delay = (at - self.shared.clock.now()).to_std().unwrap_or_default();
         telemetry::retry_delay(self.folders[folder].state().as_str(), delay);
@@ -243,7 +252,16 @@ impl MailboxActor {
 
     fn stop_session(&mut self, folder: usize) {
         if let Some(stop) = &self.runs[folder].stop {
-            let _ = stop.send(true);
+            stop.cancel();
+        }
+    }
+}
+
+impl Drop for Run {
+    /// An actor that goes away takes its sessions with it.
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            stop.cancel();
         }
     }
 }
@@ -266,7 +284,9 @@ impl Actor for MailboxActor {
                     uidvalidity: cp.uidvalidity,
                     uid: cp.uid,
                 };
-                self.view.checkpoint.insert(folder.clone(), view);
+                Arc::make_mut(&mut self.view)
+                    .checkpoint
+                    .insert(folder.clone(), view);
             }
         }
         self.publish();
@@ -296,11 +316,12 @@ impl Handler<SessionEvent> for MailboxActor {
             Progress::Syncing => life.syncing(),
             Progress::Idle | Progress::Polling => {
                 life.idle(now);
-                self.view.last_error = None;
-                self.view.last_synced_at = Some(now);
-                self.view.notice = (ev.progress == Progress::Polling).then(|| {
-                    MailboxError::IdleUnsupported(self.cfg.poll_interval.as_secs()).report()
-                });
+                Arc::make_mut(&mut self.view).last_error = None;
+                Arc::make_mut(&mut self.view).last_synced_at = Some(now);
+                Arc::make_mut(&mut self.view).notice =
+                    (ev.progress == Progress::Polling).then(|| {
+                        MailboxError::IdleUnsupported(self.cfg.poll_interval.as_secs()).report()
+                    });
             }
             Progress::Ended(result) => {
                 self.runs[folder].stop = None;
@@ -311,7 +332,7 @@ impl Handler<SessionEvent> for MailboxActor {
                     telemetry::mailbox_error(e.code());
                     let report = e.report();
                     tracing::warn!(mailbox = %self.cfg.id, folder = %self.cfg.folders[folder], %report, "session failed");
-                    self.view.last_error = Some(report);
+                    Arc::make_mut(&mut self.view).last_error = Some(report);
                 }
                 let next = if *self.shared.shutdown.borrow() {
                     life.stopped()
@@ -345,7 +366,7 @@ impl Handler<Control> for MailboxActor {
         match c {
             Control::Pause => {
                 self.paused = true;
-                self.view.next_attempt_at = None;
+                Arc::make_mut(&mut self.view).next_attempt_at = None;
                 for folder in 0..self.folders.len() {
                     if let Some(h) = self.runs[folder].pending.take() {
                         ctx.cancel_future(h);
@@ -368,7 +389,7 @@ impl Handler<Control> for MailboxActor {
             }
         }
         self.publish();
-        MessageResult(self.view.clone())
+        MessageResult((*self.view).clone())
     }
 }
 
@@ -388,7 +409,7 @@ impl Handler<Committed> for MailboxActor {
     type Result = ();
 
     fn handle(&mut self, c: Committed, _: &mut Context<Self>) {
-        self.view.checkpoint.insert(
+        Arc::make_mut(&mut self.view).checkpoint.insert(
             c.folder,
             CheckpointView {
                 uidvalidity: c.uidvalidity,

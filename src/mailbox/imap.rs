@@ -13,7 +13,7 @@ use imap_next::{
         command::{Command, CommandBody},
         core::{Tag, Vec1},
         fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
-        response::{Code, Data, GreetingKind, Status, StatusKind},
+        response::{Capability, Code, Data, GreetingKind, Status, StatusKind},
         search::SearchKey,
         sequence::SequenceSet,
     },
@@ -93,7 +93,9 @@ pub struct Imap {
     client: Client,
     next_tag: u32,
     command_timeout: Duration,
-    capabilities: Vec<String>,
+    /// The announced capabilities, space-separated: one allocation, not
+    /// one per capability, for as long as the session idles.
+    capabilities: String,
     /// An untagged EXISTS arrived after the last SEARCH (servers report new
     /// mail with any command's responses, once): search again before IDLE.
     mail_since_search: bool,
@@ -193,7 +195,7 @@ impl Imap {
             client: Client::new(options.clone()),
             next_tag: 0,
             command_timeout: cfg.command_timeout,
-            capabilities: Vec::new(),
+            capabilities: String::new(),
             mail_since_search: false,
         };
         steps.run(limit, "greeting", imap.greeting()).await?;
@@ -246,14 +248,21 @@ impl Imap {
 
     /// Whether the server announced `capability` (case-insensitive).
     pub fn has(&self, capability: &str) -> bool {
-        self.capabilities
-            .iter()
+        self.capabilities()
             .any(|c| c.eq_ignore_ascii_case(capability))
     }
 
     /// The server's capabilities, as announced after login.
-    pub fn capabilities(&self) -> &[String] {
-        &self.capabilities
+    pub fn capabilities(&self) -> impl Iterator<Item = &str> {
+        self.capabilities.split(' ').filter(|c| !c.is_empty())
+    }
+
+    fn set_capabilities(&mut self, caps: &[Capability<'_>]) {
+        self.capabilities = caps
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
     }
 
     async fn event(&mut self) -> Result<Event, MailboxError> {
@@ -286,7 +295,7 @@ impl Imap {
                     return Err(MailboxError::from_bye(greeting.text.as_ref()));
                 }
                 if let Some(Code::Capability(caps)) = greeting.code {
-                    self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                    self.set_capabilities(caps.as_ref());
                 }
                 return Ok(());
             }
@@ -328,7 +337,7 @@ impl Imap {
                     status: Status::Tagged(t),
                 } if t.tag == *tag => {
                     if let Some(Code::Capability(caps)) = &t.body.code {
-                        self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                        self.set_capabilities(caps.as_ref());
                     }
                     return match t.body.kind {
                         StatusKind::Ok => Ok(None),
@@ -342,7 +351,7 @@ impl Imap {
                     status: Status::Untagged(body),
                 } => {
                     if let Some(Code::Capability(caps)) = body.code {
-                        self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                        self.set_capabilities(caps.as_ref());
                     }
                 }
                 _ => {}
@@ -366,7 +375,7 @@ impl Imap {
     async fn capability(&mut self) -> Result<(), MailboxError> {
         for data in self.run(CommandBody::Capability).await? {
             if let Data::Capability(caps) = data {
-                self.capabilities = caps.as_ref().iter().map(|c| c.to_string()).collect();
+                self.set_capabilities(caps.as_ref());
             }
         }
         Ok(())

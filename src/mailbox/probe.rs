@@ -68,7 +68,7 @@ pub async fn probe(cfg: &MailboxConfig, max_message_bytes: u32) -> ProbeReport {
     let mut steps = Steps::default();
     let result = async {
         let mut imap = Imap::connect(cfg, max_message_bytes, &mut steps).await?;
-        report.capabilities = imap.capabilities().to_vec();
+        report.capabilities = imap.capabilities().map(str::to_owned).collect();
         report.idle = imap.has("IDLE");
         report.condstore = imap.has("CONDSTORE");
         for folder in &cfg.folders {

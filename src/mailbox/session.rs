@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::{Message, Recipient};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     admission::Admission,
@@ -66,9 +67,9 @@ pub struct SessionContext {
     pub shutdown: watch::Receiver<bool>,
     /// Per-host login gates.
     pub admission: Arc<Admission>,
-    /// Becomes `true` (or closes) when the actor wants this session to end
-    /// (pause, a skip window starting).
-    pub stop: watch::Receiver<bool>,
+    /// Cancelled when the actor wants this session to end (pause, a skip
+    /// window starting, the actor going away).
+    pub stop: CancellationToken,
     /// Held while the session runs; shutdown waits until every one is dropped.
     pub alive: mpsc::Sender<()>,
 }
@@ -109,16 +110,16 @@ impl SessionContext {
     }
 
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow() || *self.stop.borrow()
+        *self.shutdown.borrow() || self.stop.is_cancelled()
     }
 
     /// Resolves when the session should end cleanly.
     fn stop_signal(&self) -> impl std::future::Future<Output = ()> {
-        let (mut shutdown, mut stop) = (self.shutdown.clone(), self.stop.clone());
+        let (mut shutdown, stop) = (self.shutdown.clone(), self.stop.clone());
         async move {
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => {}
-                _ = stop.wait_for(|s| *s) => {}
+                _ = stop.cancelled() => {}
             }
         }
     }

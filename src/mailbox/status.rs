@@ -124,12 +124,13 @@ impl MailboxView {
 /// Every mailbox's view, shared by the actors (writers) and the API (readers).
 #[derive(Debug, Clone, Default)]
 pub struct Board {
-    inner: Arc<RwLock<BTreeMap<String, MailboxView>>>,
+    inner: Arc<RwLock<BTreeMap<String, Arc<MailboxView>>>>,
 }
 
 impl Board {
-    /// Publishes a mailbox's view, keeping the state gauge in step.
-    pub fn publish(&self, view: MailboxView) {
+    /// Publishes a mailbox's view, keeping the state gauge in step. The
+    /// board shares the actor's copy rather than holding a second one.
+    pub fn publish(&self, view: Arc<MailboxView>) {
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let before = map.get(&view.id).map(|v| v.state.as_str());
         let after = view.state.as_str();
@@ -165,12 +166,12 @@ impl Board {
     /// Every mailbox, by id.
     pub fn all(&self) -> Vec<MailboxView> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        map.values().cloned().collect()
+        map.values().map(|v| (**v).clone()).collect()
     }
 
     /// One mailbox.
     pub fn get(&self, id: &str) -> Option<MailboxView> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).cloned()
+        map.get(id).map(|v| (**v).clone())
     }
 }

@@ -31,7 +31,7 @@ impl MailboxSupervisor {
         // Every mailbox is listed from the start, before its actor runs, so
         // the API never answers 404 for a configured mailbox.
         for cfg in &mailboxes {
-            shared.board.publish(MailboxView::initial(cfg));
+            shared.board.publish(Arc::new(MailboxView::initial(cfg)));
         }
         Self {
             mailboxes,
@@ -95,7 +95,9 @@ impl Handler<Reload> for MailboxSupervisor {
         for cfg in &next {
             match old.get(&cfg.id) {
                 None => {
-                    self.shared.board.publish(MailboxView::initial(cfg));
+                    self.shared
+                        .board
+                        .publish(Arc::new(MailboxView::initial(cfg)));
                     self.spawn(cfg.clone());
                     summary.added.push(cfg.id.clone());
                 }
