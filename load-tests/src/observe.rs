@@ -209,6 +209,20 @@ impl Latencies {
         sorted.get(rank - 1).map(|us| Duration::from_micros(*us))
     }
 
+    /// How many samples fall at or under each bound (and, last, above the
+    /// last bound), in milliseconds: a histogram.
+    pub fn histogram(&self, bounds_ms: &[u64]) -> Vec<u64> {
+        let mut counts = vec![0; bounds_ms.len() + 1];
+        for us in &self.micros {
+            let i = bounds_ms
+                .iter()
+                .position(|b| *us <= b * 1000)
+                .unwrap_or(bounds_ms.len());
+            counts[i] += 1;
+        }
+        counts
+    }
+
     /// Keeps only the newest `n` samples (a rolling window).
     pub fn keep_last(&mut self, n: usize) {
         let excess = self.micros.len().saturating_sub(n);
@@ -241,6 +255,7 @@ mod tests {
         assert_eq!(l.quantile(0.5), Some(Duration::from_millis(50)));
         assert_eq!(l.quantile(0.99), Some(Duration::from_millis(99)));
         assert_eq!(l.quantile(1.0), Some(Duration::from_millis(100)));
+        assert_eq!(l.histogram(&[10, 50]), [10, 40, 50]);
         l.keep_last(10);
         assert_eq!(l.quantile(0.0), Some(Duration::from_millis(91)));
     }

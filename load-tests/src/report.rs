@@ -4,6 +4,9 @@ use serde::Serialize;
 
 use crate::observe::Latencies;
 
+/// Upper bounds of the latency histogram's buckets, milliseconds.
+const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
 /// Injection → commit latency figures, milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyFigures {
@@ -17,6 +20,8 @@ pub struct LatencyFigures {
     pub p99_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+    /// Messages per bucket: at most 1, 2, 5 … 5000 ms, then above.
+    pub histogram: Vec<(String, u64)>,
 }
 
 impl LatencyFigures {
@@ -29,6 +34,12 @@ impl LatencyFigures {
             p90_ms: ms(0.9)?,
             p99_ms: ms(0.99)?,
             max_ms: ms(1.0)?,
+            histogram: BUCKETS_MS
+                .iter()
+                .map(|b| format!("≤ {b} ms"))
+                .chain(std::iter::once("> 5000 ms".to_owned()))
+                .zip(l.histogram(&BUCKETS_MS))
+                .collect(),
         })
     }
 }
@@ -220,6 +231,20 @@ impl Report {
         );
         for (k, v) in rows {
             out.push_str(&format!("| {k} | {v} |\n"));
+        }
+        if let Some(l) = &self.latency {
+            out.push_str("\nInjection → commit:\n\n| latency | messages | |\n|---|---|---|\n");
+            let most = l
+                .histogram
+                .iter()
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            for (bucket, n) in l.histogram.iter().filter(|(_, n)| *n > 0) {
+                let bar = "█".repeat(((n * 40).div_ceil(most)) as usize);
+                out.push_str(&format!("| {bucket} | {n} | {bar} |\n"));
+            }
         }
         out.push_str(&format!("\nRSS bound: {}.\n", self.rss_bound_formula));
         let problems = self.problems();
