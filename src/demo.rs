@@ -166,7 +166,9 @@ fn start_farm(farm: &Arc<Farm>, rate: f64) -> Result<SocketAddr, DemoError> {
 fn demo_config(farm: &Farm, imap: SocketAddr, listen: SocketAddr) -> String {
     let mut toml = format!(
         "# Written by `mailgate demo`: one mailbox per mail-farm user.\n\
-         [gateway]\ndata_dir = \"store\"\nlisten = \"{listen}\"\n\n\
+         [gateway]\ndata_dir = \"store\"\nlisten = \"{listen}\"\n\
+         # The farm takes logins as fast as they come: connect in a second.\n\
+         max_concurrent_logins_per_host = 32\nlogins_per_second_per_host = 500\n\n\
          [defaults]\nhost = \"{}\"\nport = {}\nsecurity = \"none\"\n\n",
         imap.ip(),
         imap.port()
