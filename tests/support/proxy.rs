@@ -17,6 +17,8 @@ struct State {
     refusing: bool,
     greeting_delay: Duration,
     open: Vec<TcpStream>,
+    /// Bumped by `drop_all`: a greeting held back ends with its connection.
+    drops: u64,
 }
 
 /// A running proxy to `127.0.0.1:target`.
@@ -84,9 +86,12 @@ impl Proxy {
 
     /// Closes every connection made so far (new ones still go through).
     pub fn drop_all(&self) {
-        for s in self.state.0.lock().unwrap().open.drain(..) {
+        let mut state = self.state.0.lock().unwrap();
+        state.drops += 1;
+        for s in state.open.drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
+        self.state.1.notify_all();
     }
 }
 
@@ -98,9 +103,16 @@ fn pump(
 ) {
     let mut buf = [0u8; 16 * 1024];
     if !first_delay.is_zero() {
-        // A slow server: the greeting leaves late. Waiting out a delay is
-        // the fault itself, not synchronisation.
-        thread::sleep(first_delay);
+        // A slow server: the greeting leaves `first_delay` late, unless the
+        // connection is dropped first (the delay is the fault itself).
+        let guard = state.0.lock().unwrap();
+        let drops = guard.drops;
+        drop(
+            state
+                .1
+                .wait_timeout_while(guard, first_delay, |s| s.drops == drops)
+                .unwrap(),
+        );
     }
     loop {
         let n = match from.read(&mut buf) {
