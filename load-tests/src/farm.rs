@@ -243,17 +243,16 @@ impl Farm {
     }
 
     /// The bytes of a stored message.
-    pub(crate) fn render(&self, user: u32, uid: u32, stored: &Stored) -> Arc<[u8]> {
+    pub(crate) fn render(&self, user: u32, uid: u32, stored: &Stored) -> Vec<u8> {
         match &stored.raw {
-            Some(raw) => Arc::clone(raw),
+            Some(raw) => raw.to_vec(),
             None => message::render(
                 self.uidvalidity,
                 user,
                 uid,
                 stored.size as usize,
                 stored.date,
-            )
-            .into(),
+            ),
         }
     }
 }

@@ -589,8 +589,9 @@ fn fetch_response(
                 let raw = farm.render(fetch.user, n, stored);
                 size += raw.len();
                 farm.counters.body_fetched();
-                let literal = Literal::try_from(raw.to_vec())
-                    .unwrap_or_else(|_| Literal::unvalidated(raw.to_vec()));
+                // Sent as stored, NUL bytes included (as a real server
+                // would): no validation pass, no copy.
+                let literal = Literal::unvalidated(raw);
                 MessageDataItem::BodyExt {
                     section: None,
                     origin: None,
