@@ -28,9 +28,22 @@ impl GatewayApi {
 
     /// `GET path` with HTTP/1.0: (status, body).
     pub fn get(&self, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+        self.request("GET", path, timeout)
+    }
+
+    /// `method path` with HTTP/1.0 and no body: (status, body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> io::Result<(u16, String)> {
         let mut s = TcpStream::connect_timeout(&self.addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        )?;
         let mut text = String::new();
         s.read_to_string(&mut text)?;
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response");
