@@ -118,10 +118,13 @@ fn inside_a_skip_window_no_connection_is_made() {
         "{next}"
     );
     dovecot.stop();
-    // The only connection Dovecot saw is the harness's own readiness probe.
+    // The only connection Dovecot saw is the harness's own readiness probe
+    // (whose line Dovecot does not always log before it is stopped); the
+    // gateway's user never appears.
     let log = dovecot.log();
     let connections = log.lines().filter(|l| l.contains("imap-login:")).count();
-    assert_eq!(connections, 1, "{log}");
+    assert!(connections <= 1, "{log}");
+    assert!(!log.contains("user=<skip0>"), "{log}");
 }
 
 #[test]
