@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use mailfarm::{RunOptions, Scenario};
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "idle-10k",
     "idle-10k-tls",
     "burst",
+    "catch-up",
     "steady-latency",
     "reconnect-storm",
     "slow-writer",
@@ -22,7 +23,7 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("load-tests/scenarios")
 }
 
-fn smoke(name: &str) {
+fn smoke(name: &str) -> mailfarm::Report {
     let scenario = Scenario::load(&dir().join(format!("{name}.toml")))
         .unwrap()
         .smoke();
@@ -39,6 +40,7 @@ fn smoke(name: &str) {
     );
     assert_eq!(report.lost, 0);
     assert_eq!(report.distinct_tickets, report.messages_injected);
+    report
 }
 
 #[test]
@@ -67,6 +69,15 @@ fn idle_10k_tls_smoke() {
 #[test]
 fn burst_smoke() {
     smoke("burst");
+}
+
+#[test]
+fn catch_up_smoke() {
+    let report = smoke("catch-up");
+    assert_eq!(report.server, mailfarm::Server::Dovecot);
+    let raw = report.raw_fetch_msgs_per_s.expect("the raw fetch rate");
+    assert!(raw > 0.0, "{raw}");
+    assert_eq!(report.backlog, 3 * 40);
 }
 
 #[test]

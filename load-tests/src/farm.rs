@@ -188,12 +188,22 @@ impl Farm {
 
     /// When message `uid` of `user` was injected or appended.
     pub fn injected_at(&self, user: u32, uid: u32) -> Option<Instant> {
+        self.stored(user, uid).map(|m| m.injected)
+    }
+
+    /// The bytes of message `uid` in `user`'s INBOX, as the farm serves
+    /// them (to deliver the same mail to another server).
+    pub fn message(&self, user: u32, uid: u32) -> Option<Vec<u8>> {
+        Some(self.render(user, uid, &self.stored(user, uid)?))
+    }
+
+    fn stored(&self, user: u32, uid: u32) -> Option<Stored> {
         let index = usize::try_from(uid.checked_sub(1)?).ok()?;
         self.mailboxes
             .get(usize::try_from(user.checked_sub(1)?).ok()?)?
             .lock()
             .get(index)
-            .map(|m| m.injected)
+            .cloned()
     }
 
     /// The farm's counters now.

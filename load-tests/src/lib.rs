@@ -7,14 +7,19 @@
 //!
 //! It serves the load-test runner (`mailgate-load`) and `mailgate demo`,
 //! which watch the gateway from outside through [`GatewayApi`] and [`Feed`].
+//! [`dovecot`] starts a real Dovecot, for the test suite and for the
+//! catch-up scenario (whose limit is that server's raw fetch rate).
 
+mod catch_up;
 mod certs;
+pub mod dovecot;
 mod farm;
 mod fault;
 mod message;
 mod observe;
 mod peer;
 mod process;
+mod raw_fetch;
 mod report;
 mod runner;
 mod scenario;
@@ -32,6 +37,6 @@ pub use observe::{Feed, GatewayApi, Latencies, Metrics};
 pub use peer::{comparison, imapflow_script, run_imapflow, PeerReport};
 pub use report::{LatencyFigures, Report};
 pub use runner::{run, RunOptions};
-pub use scenario::{Scenario, ScenarioFault};
+pub use scenario::{Scenario, ScenarioFault, Server};
 pub use stats::Stats;
 pub use traffic::{SizeBand, SizeMix, Traffic};

@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::catch_up::{wait_for_checkpoints, Upstream};
 use crate::certs::{make_certs, server_config, TestCerts};
 use crate::farm::{Farm, FarmConfig, Running};
 use crate::fault::Fault;
 use crate::observe::{Feed, GatewayApi, Latencies, Metrics};
 use crate::process::{free_addr, sample, GatewayProcess, TICKS_PER_SECOND};
 use crate::report::{LatencyFigures, Report};
-use crate::scenario::{Scenario, ScenarioFault};
+use crate::scenario::{Scenario, ScenarioFault, Server};
 use crate::traffic::Traffic;
 
 /// How often the gateway is sampled.
@@ -145,12 +146,9 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         certs,
     } = start_farm(scenario, dir)?;
     let ca = certs.as_ref().map(|c| c.ca.as_path());
-    let header = config_header(
-        scenario,
-        listener.addr(),
-        free_addr().map_err(err("port"))?,
-        ca,
-    )?;
+    let upstream = (scenario.server == Server::Dovecot).then(|| Upstream::start(&farm));
+    let imap = upstream.as_ref().map_or(listener.addr(), Upstream::addr);
+    let header = config_header(scenario, imap, free_addr().map_err(err("port"))?, ca)?;
     let gateway = GatewayProcess::start(&opts.gateway_bin, dir, header).map_err(err("gateway"))?;
     let api = gateway.api;
     let pid = gateway.pid();
@@ -163,6 +161,10 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
     // 2. Backlog, then every mailbox connects.
     Traffic::preload(&farm, scenario.preload_per_mailbox, &sizes);
     let backlog = farm.stats().messages_total;
+    let raw = match &upstream {
+        Some(u) => Some(u.load(&farm, &runtime).map_err(&fail)?),
+        None => None,
+    };
     farm.reset_login_peak();
     let reloaded = Instant::now();
     gateway
@@ -170,14 +172,25 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         .map_err(err("reload"))?;
     let mut watch = Watch::default();
     let settle = Duration::from_secs(scenario.settle_timeout_seconds);
+    // Against Dovecot, caught up means every checkpoint at its last UID,
+    // read finely: the whole catch-up may take only seconds.
+    let caught_up = match (&upstream, &raw) {
+        (Some(u), Some(r)) => {
+            Some(wait_for_checkpoints(&api, &u.last_uids(r), settle).map_err(&fail)?)
+        }
+        _ => None,
+    };
     let all_idle = wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
         w.idle == u64::from(n)
     })
     .map_err(&fail)?;
-    let caught_up = wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
-        w.tickets >= backlog
-    })
-    .map_err(&fail)?;
+    let caught_up = match caught_up {
+        Some(at) => at,
+        None => wait_until(&api, pid, reloaded, settle, &mut watch, |w| {
+            w.tickets >= backlog
+        })
+        .map_err(&fail)?,
+    };
     let connect_logins_peak = farm.stats().logins_in_flight_peak;
     let idle_rss = sample(pid).map_err(err("idle sample"))?.rss_bytes;
 
@@ -273,6 +286,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
     Ok(Report {
         scenario: scenario.name.clone(),
         about: scenario.about.clone(),
+        server: scenario.server,
         mailboxes: n,
         tls: scenario.tls,
         messages_injected: injected,
@@ -298,6 +312,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         login_limit: setting(&scenario.gateway, "max_concurrent_logins_per_host", DEFAULT_LOGIN_LIMIT),
         backlog,
         catch_up_s: (backlog > 0).then(|| caught_up.saturating_duration_since(reloaded).as_secs_f64()),
+        raw_fetch_msgs_per_s: raw.map(|r| r.rate()),
         sustained_msgs_per_s: sustained_rate(&watch.series),
         measure_s: measured.as_secs_f64(),
         cpu_percent_of_core: 100.0 * cpu_seconds / measured.as_secs_f64(),

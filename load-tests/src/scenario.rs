@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::traffic::{SizeBand, SizeMix};
 
@@ -18,6 +18,19 @@ pub enum ScenarioFault {
     /// The server restarts: every session dropped, connections refused for
     /// `restart_refuse_seconds`, then accepted again.
     Restart,
+}
+
+/// The IMAP server the gateway reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Server {
+    /// The mail farm, in the runner's process.
+    #[default]
+    Farm,
+    /// A real Dovecot started by the runner (plain IMAP on loopback), the
+    /// backlog delivered into its Maildirs; the run also measures the
+    /// server's raw fetch rate as the catch-up's physical limit.
+    Dovecot,
 }
 
 /// One size band as written.
@@ -58,6 +71,9 @@ pub struct Scenario {
     pub about: String,
     /// Mailboxes on the farm, all watched by the gateway.
     pub mailboxes: u32,
+    /// The server the mailboxes live on.
+    #[serde(default)]
+    pub server: Server,
     /// Implicit TLS between gateway and farm.
     #[serde(default)]
     pub tls: bool,
@@ -119,6 +135,15 @@ impl Scenario {
             .map_err(|e| format!("{}: sizes: {e}", path.display()))?;
         if scenario.mailboxes == 0 {
             return Err(format!("{}: mailboxes must be at least 1", path.display()));
+        }
+        if scenario.server == Server::Dovecot
+            && (scenario.tls || scenario.rate > 0.0 || scenario.fault != ScenarioFault::None)
+        {
+            return Err(format!(
+                "{}: server = \"dovecot\" runs a catch-up of the preloaded backlog over plain IMAP: \
+                 remove tls, rate and fault (they need the farm)",
+                path.display()
+            ));
         }
         Ok(scenario)
     }

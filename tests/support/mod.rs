@@ -3,33 +3,15 @@
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
-pub mod dovecot;
 pub mod gateway;
 pub mod mail;
 pub mod proxy;
 pub mod token;
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
-pub use dovecot::{Dovecot, DovecotOptions};
 pub use gateway::{mailbox, Gateway};
-
-/// Waits until `done` holds, failing the test with `what` after `within`.
-/// Used only where the event lives in another process (a server's port, the
-/// gateway's API), which the test can observe but not subscribe to.
-pub fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+pub use mailfarm::dovecot::{self, eventually, Dovecot, DovecotOptions};
 
 /// `n` users named `{prefix}{i}` with password `pw-{prefix}{i}`.
 pub fn users(prefix: &str, n: usize) -> Vec<(String, String)> {

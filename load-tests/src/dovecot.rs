@@ -1,6 +1,9 @@
-//! A real Dovecot on 127.0.0.1, started by the tests themselves: its own
-//! config, passwd-file users and Maildirs in a temp dir, a free port, and
-//! optionally implicit TLS with a certificate from a test CA.
+//! A real Dovecot on 127.0.0.1, started by the tests and the load runner
+//! themselves: its own config, passwd-file users and Maildirs in a temp dir,
+//! a free port, and optionally implicit TLS with a certificate from a test CA.
+//!
+//! A test peer: every method panics with the reason when the machine cannot
+//! do what it asks (Dovecot missing, a port that never opens).
 
 use std::{
     fs,
@@ -10,10 +13,10 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
-use super::eventually;
+use crate::certs::make_certs;
 
 const NOBODY: u32 = 65534;
 
@@ -69,6 +72,20 @@ pub struct DovecotOptions {
     pub login_process_limit: Option<u32>,
 }
 
+/// Waits until `done` holds, panicking with `what` after `within`. For
+/// events in another process (a server's port, the gateway's API) that can
+/// be observed but not subscribed to.
+pub fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// A port nobody is listening on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -115,7 +132,7 @@ impl Dovecot {
         }
         fs::write(root.join("passwd"), passwd).expect("passwd");
         let ca_file = (opts.transport != Transport::Plain)
-            .then(|| mailfarm::make_certs(root).expect("test certificates").ca);
+            .then(|| make_certs(root).expect("test certificates").ca);
         let port = free_port();
         let me = Self {
             dir,
