@@ -34,7 +34,7 @@ pub use message::{
     message_id, parse_message_id, parse_subject, render as render_message, MIN_SIZE,
 };
 pub use observe::{Feed, GatewayApi, Latencies, Metrics};
-pub use peer::{comparison, imapflow_script, run_imapflow, PeerReport};
+pub use peer::{compare_with_imapflow, imapflow_dir, CatchUpPeerReport, Comparison, PeerReport};
 pub use report::{LatencyFigures, Report};
 pub use runner::{run, RunOptions};
 pub use scenario::{Scenario, ScenarioFault, Server};

@@ -1,8 +1,13 @@
-//! The peer comparison: an idle scenario's sessions held by imapflow (the
-//! Node IMAP client EmailEngine is built on) against the same farm, measured
-//! the same way as the gateway — base RSS before connecting, RSS and CPU
-//! with every session in IDLE (counted on the farm's side for both), time
-//! to all-idle — and reported beside the gateway's figures as ratios.
+//! The peer comparison, reported beside the gateway's figures as ratios.
+//!
+//! - Idle scenarios: the same sessions held by imapflow (the Node IMAP
+//!   client EmailEngine is built on) against the same farm, measured the
+//!   same way as the gateway — base RSS before connecting, RSS and CPU with
+//!   every session in IDLE (counted on the farm's side for both), time to
+//!   all-idle.
+//! - The catch-up scenario: the same backlog in a fresh Dovecot, fetched and
+//!   parsed by imapflow + mailparser (nothing stored), against that
+//!   server's raw fetch rate measured in the same run.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -12,17 +17,66 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::catch_up::Upstream;
 use crate::process::{sample, TICKS_PER_SECOND};
 use crate::report::Report;
 use crate::runner::{err, in_work_dir, start_farm, FarmUnderTest};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Server};
+use crate::traffic::Traffic;
 
 /// How often the peer is sampled while it connects.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
-/// The imapflow peer's script (with its package.json beside it).
-pub fn imapflow_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/imapflow/idle.mjs")
+/// The imapflow peer's directory (package.json and its scripts).
+pub fn imapflow_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/imapflow")
+}
+
+/// A peer run: JSON for the record and Markdown beside the gateway's figures.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The peer's figures as JSON.
+    pub json: String,
+    /// Both side by side, as Markdown.
+    pub markdown: String,
+}
+
+/// Runs `scenario` with imapflow in mailgate's place and compares it with
+/// the gateway's `report`: idle sessions against the farm, or (server =
+/// "dovecot") a catch-up with imapflow + mailparser.
+pub fn compare_with_imapflow(
+    scenario: &Scenario,
+    report: &Report,
+    work_dir: Option<&Path>,
+) -> Result<Comparison, String> {
+    let package = imapflow_dir();
+    if !package.join("node_modules/mailparser").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&package)
+            .status()
+            .map_err(|e| format!("npm (install Node.js and npm): {e}"))?
+            .success();
+        if !ok {
+            return Err(format!("npm ci in {} failed", package.display()));
+        }
+    }
+    in_work_dir(scenario, work_dir, |dir| match scenario.server {
+        Server::Farm => {
+            let peer = run_idle(scenario, &package.join("idle.mjs"), dir)?;
+            Ok(Comparison {
+                json: serde_json::to_string_pretty(&peer).unwrap_or_default(),
+                markdown: comparison(report, &peer),
+            })
+        }
+        Server::Dovecot => {
+            let peer = run_catch_up(scenario, &package.join("catchup.mjs"), dir)?;
+            Ok(Comparison {
+                json: serde_json::to_string_pretty(&peer).unwrap_or_default(),
+                markdown: catch_up_comparison(report, &peer),
+            })
+        }
+    })
 }
 
 /// What the peer measured.
@@ -49,24 +103,7 @@ pub struct PeerReport {
 }
 
 /// Runs `scenario`'s idle phase with imapflow holding the sessions.
-pub fn run_imapflow(scenario: &Scenario, work_dir: Option<&Path>) -> Result<PeerReport, String> {
-    let script = imapflow_script();
-    let package = script.parent().unwrap_or(Path::new("."));
-    if !package.join("node_modules/imapflow").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(package)
-            .status()
-            .map_err(|e| format!("npm (install Node.js and npm): {e}"))?
-            .success();
-        if !ok {
-            return Err(format!("npm ci in {} failed", package.display()));
-        }
-    }
-    in_work_dir(scenario, work_dir, |dir| run_in(scenario, &script, dir))
-}
-
-fn run_in(scenario: &Scenario, script: &Path, dir: &Path) -> Result<PeerReport, String> {
+fn run_idle(scenario: &Scenario, script: &Path, dir: &Path) -> Result<PeerReport, String> {
     let n = scenario.mailboxes;
     let FarmUnderTest {
         farm,
@@ -187,4 +224,105 @@ pub fn comparison(gateway: &Report, peer: &PeerReport) -> String {
         out.push_str(&format!("| {what} | {g} | {p} | {r} |\n"));
     }
     out
+}
+
+/// What the catch-up peer measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUpPeerReport {
+    /// The peer client.
+    pub peer: String,
+    /// Mailboxes fetched at once.
+    pub mailboxes: u32,
+    /// Messages fetched and parsed.
+    pub messages: u64,
+    /// From the first connect to the last message parsed.
+    pub seconds: f64,
+    /// The same server's raw fetch rate, measured just before.
+    pub raw_fetch_msgs_per_s: f64,
+}
+
+impl CatchUpPeerReport {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The scenario's backlog in a fresh Dovecot, fetched and parsed by
+/// imapflow + mailparser.
+fn run_catch_up(
+    scenario: &Scenario,
+    script: &Path,
+    dir: &Path,
+) -> Result<CatchUpPeerReport, String> {
+    let FarmUnderTest { runtime, farm, .. } = start_farm(scenario, dir)?;
+    Traffic::preload(&farm, scenario.preload_per_mailbox, &scenario.size_mix()?);
+    let upstream = Upstream::start(&farm);
+    let raw = upstream.load(&farm, &runtime)?;
+    let users: Vec<String> = (1..=farm.mailboxes()).map(crate::Farm::username).collect();
+    let out = Command::new("node")
+        .arg(script)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", upstream.addr().port().to_string())
+        .env("USERS", users.join(","))
+        .env("PASSWORD", farm.password())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("node (install Node.js): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("the catch-up peer failed: {text}"));
+    }
+    #[derive(serde::Deserialize)]
+    struct Line {
+        messages: u64,
+        seconds: f64,
+    }
+    let line: Line = serde_json::from_str(text.trim())
+        .map_err(|e| format!("the catch-up peer printed {text:?}: {e}"))?;
+    if line.messages != raw.messages() {
+        return Err(format!(
+            "imapflow fetched {} of the {} messages",
+            line.messages,
+            raw.messages()
+        ));
+    }
+    Ok(CatchUpPeerReport {
+        peer: "imapflow + mailparser".into(),
+        mailboxes: farm.mailboxes(),
+        messages: line.messages,
+        seconds: line.seconds,
+        raw_fetch_msgs_per_s: raw.rate(),
+    })
+}
+
+/// The gateway's catch-up (fetch, parse, map, commit) and the peer's
+/// (fetch and parse only), each against its run's raw fetch rate.
+fn catch_up_comparison(gateway: &Report, peer: &CatchUpPeerReport) -> String {
+    let gateway_rate = gateway
+        .catch_up_s
+        .map_or(0.0, |s| gateway.backlog as f64 / s.max(1e-9));
+    let raw = gateway.raw_fetch_msgs_per_s.unwrap_or(0.0);
+    let share = |rate: f64, raw: f64| match raw > 0.0 {
+        true => format!("{:.0} %", 100.0 * rate / raw),
+        false => "–".into(),
+    };
+    format!(
+        "## {} — mailgate and {}\n\n{} messages in {} mailboxes of a real Dovecot, each run against \
+         a fresh copy and that copy's raw fetch rate. mailgate parses, maps and commits every \
+         message with its checkpoint; the peer only fetches and parses.\n\n\
+         | figure | mailgate | {} | mailgate / {} |\n|---|---|---|---|\n\
+         | catch-up rate | {gateway_rate:.0} msgs/s | {:.0} msgs/s | {:.1}× |\n\
+         | share of the raw fetch rate | {} of {raw:.0} msgs/s | {} of {:.0} msgs/s | |\n",
+        gateway.scenario,
+        peer.peer,
+        peer.messages,
+        peer.mailboxes,
+        peer.peer,
+        peer.peer,
+        peer.rate(),
+        gateway_rate / peer.rate().max(1e-9),
+        share(gateway_rate, raw),
+        share(peer.rate(), peer.raw_fetch_msgs_per_s),
+        peer.raw_fetch_msgs_per_s,
+    )
 }

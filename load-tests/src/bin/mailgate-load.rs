@@ -31,8 +31,10 @@ struct Args {
     /// directory.
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// After each scenario, hold the same sessions with imapflow (Node.js)
-    /// against the same farm and report both side by side (idle scenarios).
+    /// After each scenario, run it with imapflow (Node.js) in mailgate's
+    /// place and report both side by side: idle scenarios hold the same
+    /// sessions against the same farm; the catch-up scenario fetches and
+    /// parses the same backlog (imapflow + mailparser) from Dovecot.
     #[arg(long)]
     vs_imapflow: bool,
 }
@@ -84,14 +86,18 @@ fn main() -> ExitCode {
                 }
                 failed |= !report.problems().is_empty();
                 if args.vs_imapflow {
-                    match mailfarm::run_imapflow(&scenario, args.work_dir.as_deref()) {
-                        Ok(peer) => {
-                            let md = mailfarm::comparison(&report, &peer);
-                            println!("{md}");
+                    match mailfarm::compare_with_imapflow(
+                        &scenario,
+                        &report,
+                        args.work_dir.as_deref(),
+                    ) {
+                        Ok(c) => {
+                            println!("{}", c.markdown);
                             let base = args.out.join(format!("{}-vs-imapflow", scenario.name));
-                            let json = serde_json::to_string_pretty(&peer).unwrap_or_default();
-                            if let Err(e) = std::fs::write(base.with_extension("json"), json)
-                                .and_then(|()| std::fs::write(base.with_extension("md"), &md))
+                            if let Err(e) = std::fs::write(base.with_extension("json"), c.json)
+                                .and_then(|()| {
+                                    std::fs::write(base.with_extension("md"), &c.markdown)
+                                })
                             {
                                 eprintln!("mailgate-load: cannot write the comparison: {e}");
                                 failed = true;
