@@ -6,8 +6,8 @@ mod model;
 mod rocks;
 
 pub use model::{
-    Address, Attachment, Change, Checkpoint, Entry, Importance, MessageContent, Outcome, Rejection,
-    Source, Ticket, SCHEMA_VERSION,
+    Address, Attachment, Change, Checkpoint, EncodedContent, Entry, Importance, MessageContent,
+    NewEntry, Outcome, Rejection, Source, Ticket, SCHEMA_VERSION,
 };
 pub use rocks::RocksStore;
 
@@ -17,7 +17,7 @@ pub struct CommitBatch {
     /// New or updated tickets.
     pub tickets: Vec<Ticket>,
     /// New conversation entries.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<NewEntry>,
     /// Message-ID → ticket id index rows.
     pub message_ids: Vec<(String, u64)>,
     /// Per-UID outcome records (what became of each fetched message).

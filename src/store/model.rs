@@ -1,8 +1,11 @@
 //! The records kept in the store. Every record carries the schema version it
 //! was written with (`v`), so later versions can read or migrate old data.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::{to_raw_value, RawValue};
 
 /// Version written into every record.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -170,6 +173,52 @@ pub struct Entry {
     pub received_at: DateTime<Utc>,
 }
 
+/// A message's content encoded once, as an [`Entry`] stores it: by the
+/// parser threads, in parallel, so the writer's serial commit only copies
+/// it. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct EncodedContent(Arc<RawValue>);
+
+impl EncodedContent {
+    /// Encodes `content`.
+    pub fn of(content: &MessageContent) -> Self {
+        // Plain data with string keys: serialising it cannot fail.
+        Self(Arc::from(to_raw_value(content).unwrap_or_default()))
+    }
+}
+
+impl PartialEq for EncodedContent {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for EncodedContent {}
+
+/// A new [`Entry`] as the writer commits it: the same record, its content
+/// already encoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewEntry {
+    /// Schema version.
+    pub v: u32,
+    /// Ticket id.
+    pub ticket: u64,
+    /// Position in the conversation, from 0.
+    pub seq: u32,
+    /// Where the message was fetched from.
+    pub source: Source,
+    /// The message itself, encoded.
+    pub content: EncodedContent,
+    /// When it was committed.
+    pub received_at: DateTime<Utc>,
+}
+
+impl Serialize for EncodedContent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
 /// A message that did not become a ticket, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
@@ -207,4 +256,51 @@ pub struct Change {
     pub ticket: u64,
     /// Its mailbox, for filtering without reading the ticket.
     pub mailbox: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_entry_is_stored_as_the_entry_it_stands_for() {
+        let content = MessageContent {
+            message_id: "<a@b>".into(),
+            subject: "Order \"42\"\r\n\u{e9}".into(),
+            text_body: Some("line one\r\nline two\t\u{1F600}".into()),
+            to: vec![Address {
+                name: Some("Support".into()),
+                address: Some("support@acme.test".into()),
+            }],
+            size: 42,
+            ..MessageContent::default()
+        };
+        let source = Source {
+            mailbox: "m".into(),
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 9,
+        };
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let new = NewEntry {
+            v: SCHEMA_VERSION,
+            ticket: 3,
+            seq: 1,
+            source: source.clone(),
+            content: EncodedContent::of(&content),
+            received_at: at,
+        };
+        let stored: Entry = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            Entry {
+                v: SCHEMA_VERSION,
+                ticket: 3,
+                seq: 1,
+                source,
+                content,
+                received_at: at,
+            }
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use crate::{
     config::MailboxConfig,
     parse::{ParseError, Parsed},
-    store::{Importance, MessageContent},
+    store::{EncodedContent, Importance, MessageContent},
 };
 
 /// What the writer should do with one message.
@@ -14,6 +14,8 @@ pub enum Decision {
     Accept {
         /// Decoded content.
         content: MessageContent,
+        /// The same, encoded for the store (here, on a parser thread).
+        encoded: EncodedContent,
         /// Message-IDs it replies to, most specific first.
         replies_to: Vec<String>,
         /// Priority for a new ticket.
@@ -86,6 +88,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
         (_, p) => p.to_owned(),
     };
     Decision::Accept {
+        encoded: EncodedContent::of(&parsed.content),
         content: parsed.content,
         replies_to: parsed.replies_to,
         priority,

@@ -12,7 +12,7 @@ use super::{Watermark, WriteJob};
 use crate::{
     pipeline::{Body, Committed},
     store::{
-        Change, Checkpoint, CommitBatch, Counters, Entry, Outcome, Rejection, Source, Store,
+        Change, Checkpoint, CommitBatch, Counters, NewEntry, Outcome, Rejection, Source, Store,
         StoreError, Ticket, SCHEMA_VERSION,
     },
     transform::Decision,
@@ -157,6 +157,7 @@ impl BatchBuilder {
                 }
                 Decision::Accept {
                     content,
+                    encoded,
                     replies_to,
                     priority,
                 } => {
@@ -219,12 +220,12 @@ impl BatchBuilder {
                             .blobs
                             .push((content.raw_sha256.clone(), bytes.clone()));
                     }
-                    batch.entries.push(Entry {
+                    batch.entries.push(NewEntry {
                         v: SCHEMA_VERSION,
                         ticket: ticket.id,
                         seq,
                         source: src.clone(),
-                        content: content.clone(),
+                        content: encoded.clone(),
                         received_at: now,
                     });
                     msgids.insert(content.message_id.clone(), ticket.id);
