@@ -1,7 +1,12 @@
 //! Generated messages: deterministic from (uidvalidity, user, uid, size, date),
 //! so the farm stores a few numbers per message instead of its bytes. Small
 //! ones are one text/plain part; large ones carry a base64 attachment, the
-//! shape of real big mail.
+//! shape of real big mail. Their bytes compress like real mail does: the
+//! text is words drawn from a vocabulary (≈ 3:1 with zstd, as English prose),
+//! the attachment random base64 (≈ 4:3, as an encoded PDF or image), so
+//! the store's compression is measured on realistic input.
+
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
@@ -10,6 +15,21 @@ pub const MIN_SIZE: usize = 1024;
 /// Messages at least this large get a base64 attachment.
 const ATTACHMENT_FROM: usize = 64 * 1024;
 const LINE: usize = 76;
+/// The words of generated text.
+const WORDS: [&str; 64] = [
+    "the", "order", "has", "not", "arrived", "yet", "and", "I", "was", "told", "it", "would", "be",
+    "here", "by", "Monday", "please", "check", "tracking", "number", "for", "my", "invoice",
+    "account", "refund", "payment", "card", "charged", "twice", "this", "month", "can", "you",
+    "help", "with", "delivery", "address", "changed", "last", "week", "package", "damaged", "box",
+    "missing", "item", "size", "wrong", "colour", "return", "label", "thanks", "regards",
+    "customer", "service", "team", "support", "ticket", "reply", "soon", "today", "urgent",
+    "again", "still", "waiting",
+];
+/// Bytes of generated text messages copy from.
+const TEXT_POOL: usize = 256 * 1024;
+/// Bytes of base64 attachments copy from.
+const BASE64_POOL: usize = 1024 * 1024;
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The Message-ID of a generated message; unique per farm start (the
 /// uidvalidity is the start time), so runs never collide in one store.
@@ -48,9 +68,11 @@ pub fn render(uidvalidity: u32, user: u32, uid: u32, size: usize, date: DateTime
          To: user{user}@farm.invalid\r\nSubject: Order {uid} for user{user} needs help\r\nMIME-Version: 1.0\r\n"
     );
     out.extend_from_slice(head.as_bytes());
+    // Where in the pool this message's body starts.
+    let start = Draw(seed(uidvalidity, user, uid)).next();
     if size < ATTACHMENT_FROM {
         out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n\r\n");
-        fill(&mut out, size, b"Hello, my order has not arrived yet. ");
+        fill(&mut out, size, &pools().text, start);
     } else {
         out.extend_from_slice(
             b"Content-Type: multipart/mixed; boundary=\"farm-boundary\"\r\n\r\n\
@@ -64,23 +86,70 @@ pub fn render(uidvalidity: u32, user: u32, uid: u32, size: usize, date: DateTime
         fill(
             &mut out,
             size.saturating_sub(closing.len()),
-            b"JVBERi0xLjQK",
+            &pools().base64,
+            start,
         );
         out.extend_from_slice(closing);
     }
     out
 }
 
-/// Appends CRLF-terminated lines cut from `pattern` until `out` is `size`
-/// bytes long (a last short line makes the length exact).
-fn fill(out: &mut Vec<u8>, size: usize, pattern: &[u8]) {
-    let mut i = 0;
-    while out.len() + 2 < size {
-        let len = LINE.min(size - out.len() - 2);
-        for _ in 0..len {
-            out.push(pattern[i % pattern.len()]);
-            i += 1;
+/// Generated text and base64, made once: a message copies its body from
+/// them at an offset of its own (rendering is on the farm's serving path,
+/// so it must cost little more than a copy).
+struct Pools {
+    text: Vec<u8>,
+    base64: Vec<u8>,
+}
+
+fn pools() -> &'static Pools {
+    static POOLS: OnceLock<Pools> = OnceLock::new();
+    POOLS.get_or_init(|| {
+        let mut rng = Draw(0x005E_ED0F_FA12);
+        let mut text = Vec::with_capacity(TEXT_POOL + 16);
+        while text.len() < TEXT_POOL {
+            // Every eighth word or so a number (orders, tracking, amounts),
+            // as in real support mail.
+            let draw = rng.next();
+            if draw.is_multiple_of(8) {
+                text.extend_from_slice((draw % 10_000_000).to_string().as_bytes());
+            } else {
+                text.extend_from_slice(WORDS[draw % WORDS.len()].as_bytes());
+            }
+            text.push(b' ');
         }
+        // Random base64 digits: six random bits each, as encoded binary.
+        let base64 = (0..BASE64_POOL).map(|_| BASE64[rng.next() & 63]).collect();
+        Pools { text, base64 }
+    })
+}
+
+fn seed(uidvalidity: u32, user: u32, uid: u32) -> u64 {
+    let seed = (u64::from(uidvalidity) << 32) ^ (u64::from(user) << 20) ^ u64::from(uid);
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize
+    }
+}
+
+/// Appends CRLF-terminated lines of at most [`LINE`] bytes, copied from
+/// `pool` (wrapping around) from `start` on, until `out` is `size` bytes
+/// long (a last short line and trailing spaces make the length exact).
+fn fill(out: &mut Vec<u8>, size: usize, pool: &[u8], start: usize) {
+    let mut at = start % pool.len();
+    while out.len() + 2 < size {
+        let len = LINE.min(size - out.len() - 2).min(pool.len() - at);
+        out.extend_from_slice(&pool[at..at + len]);
+        at = (at + len) % pool.len();
         out.extend_from_slice(b"\r\n");
     }
     // One byte short of a line: a trailing space keeps the size exact.
