@@ -155,9 +155,10 @@ pub struct Ticket {
     pub entries: u32,
 }
 
-/// One message of a ticket's conversation.
+/// One message of a ticket's conversation. `C` is how its content is
+/// held: decoded when read, already encoded when committed ([`NewEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<C = MessageContent> {
     /// Schema version.
     #[serde(default = "schema_version")]
     pub v: u32,
@@ -168,7 +169,7 @@ pub struct Entry {
     /// Where the message was fetched from.
     pub source: Source,
     /// The message itself.
-    pub content: MessageContent,
+    pub content: C,
     /// When it was committed.
     pub received_at: DateTime<Utc>,
 }
@@ -195,23 +196,8 @@ impl PartialEq for EncodedContent {
 
 impl Eq for EncodedContent {}
 
-/// A new [`Entry`] as the writer commits it: the same record, its content
-/// already encoded.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewEntry {
-    /// Schema version.
-    pub v: u32,
-    /// Ticket id.
-    pub ticket: u64,
-    /// Position in the conversation, from 0.
-    pub seq: u32,
-    /// Where the message was fetched from.
-    pub source: Source,
-    /// The message itself, encoded.
-    pub content: EncodedContent,
-    /// When it was committed.
-    pub received_at: DateTime<Utc>,
-}
+/// A new [`Entry`] as the writer commits it: its content already encoded.
+pub type NewEntry = Entry<EncodedContent>;
 
 impl Serialize for EncodedContent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
