@@ -41,6 +41,15 @@ pub struct Comparison {
     pub markdown: String,
 }
 
+impl Comparison {
+    fn new(peer: &impl Serialize, markdown: String) -> Self {
+        Self {
+            json: serde_json::to_string_pretty(peer).unwrap_or_default(),
+            markdown,
+        }
+    }
+}
+
 /// Runs `scenario` with imapflow in mailgate's place and compares it with
 /// the gateway's `report`: idle sessions against the farm, or (server =
 /// "dovecot") a catch-up with imapflow + mailparser.
@@ -64,17 +73,11 @@ pub fn compare_with_imapflow(
     in_work_dir(scenario, work_dir, |dir| match scenario.server {
         Server::Farm => {
             let peer = run_idle(scenario, &package.join("idle.mjs"), dir)?;
-            Ok(Comparison {
-                json: serde_json::to_string_pretty(&peer).unwrap_or_default(),
-                markdown: comparison(report, &peer),
-            })
+            Ok(Comparison::new(&peer, comparison(report, &peer)))
         }
         Server::Dovecot => {
             let peer = run_catch_up(scenario, &package.join("catchup.mjs"), dir)?;
-            Ok(Comparison {
-                json: serde_json::to_string_pretty(&peer).unwrap_or_default(),
-                markdown: catch_up_comparison(report, &peer),
-            })
+            Ok(Comparison::new(&peer, catch_up_comparison(report, &peer)))
         }
     })
 }
@@ -298,9 +301,7 @@ fn run_catch_up(
 /// The gateway's catch-up (fetch, parse, map, commit) and the peer's
 /// (fetch and parse only), each against its run's raw fetch rate.
 fn catch_up_comparison(gateway: &Report, peer: &CatchUpPeerReport) -> String {
-    let gateway_rate = gateway
-        .catch_up_s
-        .map_or(0.0, |s| gateway.backlog as f64 / s.max(1e-9));
+    let gateway_rate = gateway.catch_up_rate().unwrap_or(0.0);
     let raw = gateway.raw_fetch_msgs_per_s.unwrap_or(0.0);
     let share = |rate: f64, raw: f64| match raw > 0.0 {
         true => format!("{:.0} %", 100.0 * rate / raw),

@@ -117,6 +117,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Backlog messages per second from reload to caught up.
+    pub fn catch_up_rate(&self) -> Option<f64> {
+        self.catch_up_s.map(|s| self.backlog as f64 / s.max(1e-9))
+    }
+
     /// What is wrong with the run's correctness (loss, doubles, rejections,
     /// login limit, memory bound, unclean exit); empty when nothing is.
     pub fn problems(&self) -> Vec<String> {
@@ -208,22 +213,18 @@ impl Report {
                 ),
             ),
         ];
-        if let Some(s) = self.catch_up_s {
+        if let (Some(s), Some(rate)) = (self.catch_up_s, self.catch_up_rate()) {
             rows.push((
                 "backlog caught up",
-                format!(
-                    "{} messages in {s:.2} s ({:.0} msgs/s)",
-                    self.backlog,
-                    self.backlog as f64 / s
-                ),
+                format!("{} messages in {s:.2} s ({rate:.0} msgs/s)", self.backlog),
             ));
         }
-        if let (Some(raw), Some(s)) = (self.raw_fetch_msgs_per_s, self.catch_up_s) {
+        if let (Some(raw), Some(rate)) = (self.raw_fetch_msgs_per_s, self.catch_up_rate()) {
             rows.push((
                 "raw fetch (same server, no parsing)",
                 format!(
                     "{raw:.0} msgs/s: catch-up at {:.0} % of it",
-                    100.0 * self.backlog as f64 / s / raw
+                    100.0 * rate / raw
                 ),
             ));
         }
