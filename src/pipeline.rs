@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Handler, Message, Recipient};
 use bytes::Bytes;
+use metrics::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{config::MailboxConfig, store::Source, telemetry};
@@ -20,7 +21,7 @@ use crate::{config::MailboxConfig, store::Source, telemetry};
 #[derive(Debug)]
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
-    edge: &'static str,
+    depth_gauge: Gauge,
     semaphore: Arc<Semaphore>,
     capacity: usize,
 }
@@ -29,7 +30,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         // The permit is released after this body; count it as free already.
         let depth = self.capacity - self.semaphore.available_permits() - 1;
-        telemetry::queue_depth(self.edge, depth);
+        self.depth_gauge.set(depth as f64);
     }
 }
 
@@ -38,7 +39,8 @@ pub struct Edge<A: Actor> {
     addr: Addr<A>,
     semaphore: Arc<Semaphore>,
     capacity: usize,
-    name: &'static str,
+    /// The edge's depth gauge, looked up once (not per message).
+    depth_gauge: Gauge,
 }
 
 impl<A: Actor> Clone for Edge<A> {
@@ -47,7 +49,7 @@ impl<A: Actor> Clone for Edge<A> {
             addr: self.addr.clone(),
             semaphore: self.semaphore.clone(),
             capacity: self.capacity,
-            name: self.name,
+            depth_gauge: self.depth_gauge.clone(),
         }
     }
 }
@@ -60,15 +62,15 @@ impl<A: Actor> Edge<A> {
             addr,
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
-            name,
+            depth_gauge: telemetry::queue_depth_gauge(name),
         }
     }
 
     fn slot(&self, permit: OwnedSemaphorePermit) -> Slot {
-        telemetry::queue_depth(self.name, self.depth());
+        self.depth_gauge.set(self.depth() as f64);
         Slot {
             _permit: permit,
-            edge: self.name,
+            depth_gauge: self.depth_gauge.clone(),
             semaphore: self.semaphore.clone(),
             capacity: self.capacity,
         }

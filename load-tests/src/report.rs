@@ -97,6 +97,9 @@ pub struct Report {
     /// From reload to the backlog committed (against Dovecot: to every
     /// checkpoint at its mailbox's last UID).
     pub catch_up_s: Option<f64>,
+    /// Gateway CPU time (user + system) from reload to caught up with every
+    /// mailbox idle, seconds.
+    pub catch_up_cpu_s: Option<f64>,
     /// The server's raw fetch rate, all mailboxes at once, no parsing
     /// (Dovecot runs only): the catch-up's physical limit.
     pub raw_fetch_msgs_per_s: Option<f64>,
@@ -217,6 +220,15 @@ impl Report {
             rows.push((
                 "backlog caught up",
                 format!("{} messages in {s:.2} s ({rate:.0} msgs/s)", self.backlog),
+            ));
+        }
+        if let Some(cpu) = self.catch_up_cpu_s {
+            rows.push((
+                "gateway CPU per backlog message",
+                format!(
+                    "{:.0} µs ({cpu:.2} CPU-seconds)",
+                    1e6 * cpu / self.backlog.max(1) as f64
+                ),
             ));
         }
         if let (Some(raw), Some(rate)) = (self.raw_fetch_msgs_per_s, self.catch_up_rate()) {

@@ -166,6 +166,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         None => None,
     };
     farm.reset_login_peak();
+    let cpu_at_reload = sample(pid).map_err(err("cpu sample"))?.cpu_ticks;
     let reloaded = Instant::now();
     gateway
         .reload(&mailboxes(&farm, n))
@@ -192,7 +193,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         .map_err(&fail)?,
     };
     let connect_logins_peak = farm.stats().logins_in_flight_peak;
-    let idle_rss = sample(pid).map_err(err("idle sample"))?.rss_bytes;
+    let idle = sample(pid).map_err(err("idle sample"))?;
 
     // 3. The measured phase.
     let stop_feed = Arc::new(AtomicBool::new(false));
@@ -297,8 +298,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         rejections: metrics.sum(REJECTED) as u64,
         lost: injected.saturating_sub(feed.distinct() as u64),
         base_rss_bytes: base.rss_bytes,
-        idle_rss_bytes: idle_rss,
-        rss_per_mailbox_bytes: idle_rss.saturating_sub(base.rss_bytes) as f64
+        idle_rss_bytes: idle.rss_bytes,
+        rss_per_mailbox_bytes: idle.rss_bytes.saturating_sub(base.rss_bytes) as f64
             / mailbox_count as f64,
         peak_rss_bytes: watch.peak_rss,
         rss_bound_bytes: bound,
@@ -312,6 +313,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         login_limit: setting(&scenario.gateway, "max_concurrent_logins_per_host", DEFAULT_LOGIN_LIMIT),
         backlog,
         catch_up_s: (backlog > 0).then(|| caught_up.saturating_duration_since(reloaded).as_secs_f64()),
+        catch_up_cpu_s: (backlog > 0)
+            .then(|| (idle.cpu_ticks - cpu_at_reload) as f64 / TICKS_PER_SECOND as f64),
         raw_fetch_msgs_per_s: raw.map(|r| r.rate()),
         sustained_msgs_per_s: sustained_rate(&watch.series),
         measure_s: measured.as_secs_f64(),

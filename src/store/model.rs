@@ -186,6 +186,11 @@ impl EncodedContent {
         // Plain data with string keys: serialising it cannot fail.
         Self(Arc::from(to_raw_value(content).unwrap_or_default()))
     }
+
+    /// Length of the encoded JSON, bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.0.get().len()
+    }
 }
 
 impl PartialEq for EncodedContent {

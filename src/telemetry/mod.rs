@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Gauge,
+};
 
 use crate::write::BatchCounts;
 
@@ -128,9 +130,9 @@ pub fn commit_failed() {
     counter!(COMMIT_FAILURES).increment(1);
 }
 
-/// The depth of an edge changed.
-pub fn queue_depth(edge: &'static str, depth: usize) {
-    gauge!(QUEUE_DEPTH, "edge" => edge).set(depth as f64);
+/// The gauge of an edge's depth (messages on it).
+pub fn queue_depth_gauge(edge: &'static str) -> Gauge {
+    gauge!(QUEUE_DEPTH, "edge" => edge)
 }
 
 /// An edge was created.

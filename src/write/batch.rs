@@ -3,7 +3,7 @@
 //! checkpoints that the batch lets advance. Ids and watermarks are staged
 //! until the commit is confirmed, so a failed commit changes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
 use actix::Recipient;
 use chrono::Utc;
@@ -37,6 +37,8 @@ pub struct BatchCounts {
 pub type Ack = (Recipient<Committed>, Committed);
 
 type FolderKey = (String, String);
+/// A folder key borrowed from the jobs of one batch (no copy per message).
+type FolderRef<'a> = (&'a str, &'a str);
 
 /// Turns pending jobs into a [`CommitBatch`]; keeps ids and watermarks.
 pub struct BatchBuilder {
@@ -68,24 +70,28 @@ impl BatchBuilder {
         self.staged = None;
     }
 
-    fn watermark<'a>(
+    /// The staged watermark of `src`'s folder, starting from the confirmed
+    /// one (or the stored checkpoint) the first time the batch meets it.
+    fn watermark<'a, 'j>(
         &self,
         store: &dyn Store,
-        staged: &'a mut HashMap<FolderKey, Watermark>,
-        src: &Source,
+        staged: &'a mut HashMap<FolderRef<'j>, Watermark>,
+        src: &'j Source,
     ) -> Result<&'a mut Watermark, StoreError> {
-        let key = (src.mailbox.clone(), src.folder.clone());
-        if !staged.contains_key(&key) {
-            let mark = match self.marks.get(&key) {
-                Some(m) => m.clone(),
-                None => match store.checkpoint(&src.mailbox, &src.folder)? {
-                    Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
-                    None => Watermark::new(src.uidvalidity, 0),
-                },
-            };
-            staged.insert(key.clone(), mark);
+        match staged.entry((&src.mailbox, &src.folder)) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let key = (src.mailbox.clone(), src.folder.clone());
+                let mark = match self.marks.get(&key) {
+                    Some(m) => m.clone(),
+                    None => match store.checkpoint(&src.mailbox, &src.folder)? {
+                        Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
+                        None => Watermark::new(src.uidvalidity, 0),
+                    },
+                };
+                Ok(e.insert(mark))
+            }
         }
-        Ok(staged.entry(key).or_insert_with(|| Watermark::new(0, 0)))
     }
 
     /// Builds the batch for `jobs` and the checkpoint notices to send after it commits.
@@ -102,14 +108,14 @@ impl BatchBuilder {
         let mut seen: HashSet<&Source> = HashSet::new();
         let mut msgids: HashMap<String, u64> = HashMap::new();
         let mut tickets: HashMap<u64, Ticket> = HashMap::new();
-        let mut recipients: HashMap<FolderKey, &Recipient<Committed>> = HashMap::new();
+        let mut recipients: HashMap<FolderRef, &Recipient<Committed>> = HashMap::new();
 
         for job in jobs {
             let f = &job.fetched;
             let src = &f.source;
             self.watermark(store, &mut marks, src)?
                 .commit(src.uidvalidity, f.after, src.uid);
-            recipients.insert((src.mailbox.clone(), src.folder.clone()), &f.committed);
+            recipients.insert((&src.mailbox, &src.folder), &f.committed);
             if !seen.insert(src) || store.outcome(src)?.is_some() {
                 counts.replays += 1;
                 continue;
@@ -251,35 +257,36 @@ impl BatchBuilder {
         }
 
         let mut acks = Vec::new();
-        for (key, mark) in &marks {
-            let before = self.marks.get(key).map(|m| (m.uidvalidity(), m.uid()));
-            if before == Some((mark.uidvalidity(), mark.uid())) || mark.uid() == 0 {
-                continue;
-            }
-            let (mailbox, folder) = key.clone();
-            batch.checkpoints.push((
-                mailbox,
-                folder.clone(),
-                Checkpoint {
+        let mut staged = HashMap::with_capacity(marks.len());
+        for (key, mark) in marks {
+            let owned: FolderKey = (key.0.to_owned(), key.1.to_owned());
+            let before = self.marks.get(&owned).map(|m| (m.uidvalidity(), m.uid()));
+            if before != Some((mark.uidvalidity(), mark.uid())) && mark.uid() != 0 {
+                let (mailbox, folder) = owned.clone();
+                let checkpoint = Checkpoint {
                     v: SCHEMA_VERSION,
                     uidvalidity: mark.uidvalidity(),
                     uid: mark.uid(),
-                },
-            ));
-            if let Some(r) = recipients.get(key) {
-                acks.push((
-                    (*r).clone(),
-                    Committed {
-                        folder,
-                        uidvalidity: mark.uidvalidity(),
-                        uid: mark.uid(),
-                    },
-                ));
+                };
+                batch
+                    .checkpoints
+                    .push((mailbox, folder.clone(), checkpoint));
+                if let Some(r) = recipients.get(&key) {
+                    acks.push((
+                        (*r).clone(),
+                        Committed {
+                            folder,
+                            uidvalidity: mark.uidvalidity(),
+                            uid: mark.uid(),
+                        },
+                    ));
+                }
             }
+            staged.insert(owned, mark);
         }
         batch.tickets = tickets.into_values().collect();
         batch.counters = c;
-        self.staged = Some((c, marks));
+        self.staged = Some((c, staged));
         Ok((batch, acks, counts))
     }
 }

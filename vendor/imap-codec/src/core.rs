@@ -182,17 +182,19 @@ pub(crate) fn literal(input: &[u8]) -> IMAPResult<&[u8], Literal> {
 
     let (remaining, data) = take(length)(remaining)?;
 
-    match Literal::try_from(data) {
-        Ok(mut literal) => {
-            literal.set_mode(mode);
-
-            Ok((remaining, literal))
-        }
-        Err(_) => Err(nom::Err::Failure(IMAPParseError {
+    // mailgate patch: a literal is valid unless it holds a NUL byte; find one
+    // with memchr instead of `Literal::try_from`'s byte-by-byte scan (every
+    // fetched message is a literal).
+    if memchr::memchr(0, data).is_some() {
+        return Err(nom::Err::Failure(IMAPParseError {
             input,
             kind: IMAPErrorKind::LiteralContainsNull,
-        })),
+        }));
     }
+    let mut literal = Literal::unvalidated(data);
+    literal.set_mode(mode);
+
+    Ok((remaining, literal))
 }
 
 // ----- astring ----- atom (roughly) or string
