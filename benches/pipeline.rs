@@ -19,12 +19,12 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mailgate::{
     config::from_toml,
-    parse::parse,
+    parse::{parse, Parsed},
     store::{
         Change, Checkpoint, CommitBatch, Counters, EncodedContent, NewEntry, Outcome, RocksStore,
         Source, Store, Ticket, SCHEMA_VERSION,
     },
-    transform::{decide, Decision},
+    transform::decide,
 };
 
 fn corpus() -> Vec<Vec<u8>> {
@@ -87,13 +87,12 @@ fn stages(c: &mut Criterion) {
 /// each a different farm message (the WAL is compressed: copies of one
 /// message would compress to nothing).
 fn batch(n: u64, start: u64) -> CommitBatch {
-    let mailbox = test_mailbox();
     let now = Utc::now();
     let mut b = CommitBatch::default();
     for i in start..start + n {
         let raw = Bytes::from(mailfarm::render_message(1, 1, i as u32, 4096, now));
-        let Decision::Accept { mut content, .. } = decide(parse(&raw), &mailbox) else {
-            panic!("farm messages are accepted")
+        let Ok(Parsed { mut content, .. }) = parse(&raw) else {
+            panic!("farm messages parse")
         };
         content.message_id = format!("{i}@bench");
         let encoded = EncodedContent::of(&content);

@@ -58,7 +58,7 @@ impl Handler<ParseJob> for Parser {
                 reason: format!(
                     "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
                 ),
-                content: None,
+                head: None,
             }),
         };
         telemetry::parsed();

@@ -4,17 +4,44 @@
 use crate::{
     config::MailboxConfig,
     parse::{ParseError, Parsed},
-    store::{EncodedContent, Importance, MessageContent},
+    store::{Address, EncodedContent, Importance, MessageContent},
 };
+
+/// What the writer records of a message beside its encoded content: the
+/// ticket's fields and the raw message's blob key. The decoded body stays on
+/// the parser thread (freed there), so the write queue holds each message's
+/// content once, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Message-ID (synthesised if missing).
+    pub message_id: String,
+    /// Decoded subject.
+    pub subject: String,
+    /// Sender.
+    pub from: Address,
+    /// sha256 of the raw message, hex: its blob key.
+    pub raw_sha256: String,
+}
+
+impl Head {
+    fn of(content: &MessageContent) -> Self {
+        Self {
+            message_id: content.message_id.clone(),
+            subject: content.subject.clone(),
+            from: content.from.clone(),
+            raw_sha256: content.raw_sha256.clone(),
+        }
+    }
+}
 
 /// What the writer should do with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Becomes a ticket, or an entry of the ticket it replies to.
     Accept {
-        /// Decoded content.
-        content: MessageContent,
-        /// The same, encoded for the store (here, on a parser thread).
+        /// What the ticket and its indexes take from the message.
+        head: Head,
+        /// The decoded content, encoded for the store (here, on a parser thread).
         encoded: EncodedContent,
         /// Message-IDs it replies to, most specific first.
         replies_to: Vec<String>,
@@ -33,7 +60,7 @@ pub struct Reject {
     /// Operator-facing reason.
     pub reason: String,
     /// What could be read of the message.
-    pub content: Option<MessageContent>,
+    pub head: Option<Head>,
 }
 
 /// Applies the mailbox's filter and mapping to a parse result.
@@ -44,7 +71,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
             return Decision::Reject(Reject {
                 code: "message_unparseable",
                 reason: format!("{}; the raw message is kept for inspection", e.0),
-                content: None,
+                head: None,
             })
         }
     };
@@ -53,7 +80,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
         Decision::Reject(Reject {
             code,
             reason,
-            content: Some(parsed.content.clone()),
+            head: Some(Head::of(&parsed.content)),
         })
     };
     if !sender.is_empty() && mailbox.own_addresses().contains(&sender) {
@@ -88,8 +115,8 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
         (_, p) => p.to_owned(),
     };
     Decision::Accept {
+        head: Head::of(&parsed.content),
         encoded: EncodedContent::of(&parsed.content),
-        content: parsed.content,
         replies_to: parsed.replies_to,
         priority,
     }

@@ -15,7 +15,7 @@ use crate::{
         Change, Checkpoint, CommitBatch, Counters, NewEntry, Outcome, Rejection, Source, Store,
         StoreError, Ticket, SCHEMA_VERSION,
     },
-    transform::Decision,
+    transform::{Decision, Head},
 };
 
 /// What one batch did, for metrics.
@@ -128,15 +128,14 @@ impl BatchBuilder {
                 Body::Raw(b) => b.len() as u64,
                 Body::TooLarge { size, .. } => u64::from(*size),
             };
-            let sha = |content: Option<&crate::store::MessageContent>| {
-                content
-                    .map(|c| c.raw_sha256.clone())
+            let sha = |head: Option<&Head>| {
+                head.map(|h| h.raw_sha256.clone())
                     .or_else(|| raw.as_ref().map(|r| crate::parse::sha256_hex(r)))
             };
             match &job.decision {
                 Decision::Reject(r) => {
                     c.rejection += 1;
-                    let raw_sha256 = sha(r.content.as_ref());
+                    let raw_sha256 = sha(r.head.as_ref());
                     if let (Some(h), Some(bytes)) = (&raw_sha256, &raw) {
                         batch.blobs.push((h.clone(), bytes.clone()));
                     }
@@ -146,9 +145,9 @@ impl BatchBuilder {
                         source: src.clone(),
                         code: r.code.to_owned(),
                         reason: r.reason.clone(),
-                        message_id: r.content.as_ref().map(|m| m.message_id.clone()),
-                        from: r.content.as_ref().and_then(|m| m.from.address.clone()),
-                        subject: r.content.as_ref().map(|m| m.subject.clone()),
+                        message_id: r.head.as_ref().map(|h| h.message_id.clone()),
+                        from: r.head.as_ref().and_then(|h| h.from.address.clone()),
+                        subject: r.head.as_ref().map(|h| h.subject.clone()),
                         size,
                         raw_sha256,
                         at: now,
@@ -162,7 +161,7 @@ impl BatchBuilder {
                     counts.rejections += 1;
                 }
                 Decision::Accept {
-                    content,
+                    head,
                     encoded,
                     replies_to,
                     priority,
@@ -173,7 +172,7 @@ impl BatchBuilder {
                             None => store.ticket_for_message_id(id),
                         }
                     };
-                    if let Some(ticket) = known(&content.message_id)? {
+                    if let Some(ticket) = known(&head.message_id)? {
                         batch
                             .outcomes
                             .push((src.clone(), Outcome::Duplicate { ticket }));
@@ -206,8 +205,8 @@ impl BatchBuilder {
                                 v: SCHEMA_VERSION,
                                 id: c.ticket,
                                 mailbox: src.mailbox.clone(),
-                                subject: content.subject.clone(),
-                                requester: content.from.clone(),
+                                subject: head.subject.clone(),
+                                requester: head.from.clone(),
                                 priority: priority.clone(),
                                 group: f.mailbox.ticket.group.clone(),
                                 kind: f.mailbox.ticket.kind.clone(),
@@ -222,9 +221,7 @@ impl BatchBuilder {
                     ticket.entries += 1;
                     ticket.updated_at = now;
                     if let Some(bytes) = &raw {
-                        batch
-                            .blobs
-                            .push((content.raw_sha256.clone(), bytes.clone()));
+                        batch.blobs.push((head.raw_sha256.clone(), bytes.clone()));
                     }
                     batch.entries.push(NewEntry {
                         v: SCHEMA_VERSION,
@@ -234,10 +231,8 @@ impl BatchBuilder {
                         content: encoded.clone(),
                         received_at: now,
                     });
-                    msgids.insert(content.message_id.clone(), ticket.id);
-                    batch
-                        .message_ids
-                        .push((content.message_id.clone(), ticket.id));
+                    msgids.insert(head.message_id.clone(), ticket.id);
+                    batch.message_ids.push((head.message_id.clone(), ticket.id));
                     batch.outcomes.push((
                         src.clone(),
                         Outcome::Entry {
