@@ -1,10 +1,13 @@
 //! The bounded edges between stages and the messages that travel on them.
 //!
-//! An [`Edge`] is an actor address plus a fixed number of slots. A producer
-//! takes a slot before it hands a message over and the slot travels with the
-//! message until the next stage has passed it on (or committed it). When every
-//! slot is taken the producer waits: a full pipeline slows the mailboxes down
-//! and never drops mail. The slots are the bound, not actix's mailbox (a
+//! An [`Edge`] is an actor address plus a fixed number of slots, one per
+//! message. A producer takes slots before it hands messages over and they
+//! travel with the messages until the next stage has passed them on (or
+//! committed them). When the slots run out the producer waits: a full
+//! pipeline slows the mailboxes down and never drops mail. Messages move in
+//! small groups (at most [`HANDOFF_MESSAGES`]): each hand-over between
+//! threads wakes the receiving one, and in a VM every wake-up costs
+//! microseconds. The slots are the bound, not actix's mailbox (a
 //! `SyncArbiter` forwards into an unbounded queue), which is why delivery
 //! after taking a slot may use `do_send`.
 
@@ -15,12 +18,28 @@ use bytes::Bytes;
 use metrics::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{config::MailboxConfig, store::Source, telemetry};
+use crate::{
+    config::{MailboxConfig, PipelineConfig},
+    store::Source,
+    telemetry,
+};
 
-/// A taken slot of an edge; dropping it frees the slot.
+/// Most messages handed from one stage to the next at once.
+pub const HANDOFF_MESSAGES: usize = 16;
+/// Most bytes of messages a mailbox gathers before handing them on (a
+/// larger message goes alone). Counted in the per-mailbox memory bound.
+pub const HANDOFF_BYTES: usize = 64 << 10;
+
+/// How many messages one hand-over may carry under `p`: no more than
+/// either edge has slots.
+pub fn handoff_limit(p: &PipelineConfig) -> usize {
+    HANDOFF_MESSAGES.min(p.parse_queue).min(p.write_queue)
+}
+
+/// Taken slots of an edge (one per message); dropping them frees them.
 #[derive(Debug)]
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     depth_gauge: Gauge,
     semaphore: Arc<Semaphore>,
     capacity: usize,
@@ -28,8 +47,9 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // The permit is released after this body; count it as free already.
-        let depth = self.capacity - self.semaphore.available_permits() - 1;
+        // The permits are released after this body; count them as free already.
+        let taken = self.capacity - self.semaphore.available_permits();
+        let depth = taken - self.permit.num_permits();
         self.depth_gauge.set(depth as f64);
     }
 }
@@ -69,7 +89,7 @@ impl<A: Actor> Edge<A> {
     fn slot(&self, permit: OwnedSemaphorePermit) -> Slot {
         self.depth_gauge.set(self.depth() as f64);
         Slot {
-            _permit: permit,
+            permit,
             depth_gauge: self.depth_gauge.clone(),
             semaphore: self.semaphore.clone(),
             capacity: self.capacity,
@@ -86,30 +106,29 @@ impl<A: Actor> Edge<A> {
         self.depth() == 0
     }
 
-    /// Waits for a slot, then delivers `make(slot)`.
-    pub async fn push<M>(&self, make: impl FnOnce(Slot) -> M)
+    /// Waits for `n` slots (`n` ≤ the capacity), then delivers `make(slots)`.
+    pub async fn push<M>(&self, n: usize, make: impl FnOnce(Slot) -> M)
     where
         M: Message<Result = ()> + Send + 'static,
         A: Handler<M>,
         A::Context: actix::dev::ToEnvelope<A, M>,
     {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
         // The semaphore is never closed, so acquiring only waits.
-        if let Ok(permit) = self.semaphore.clone().acquire_owned().await {
+        if let Ok(permit) = self.semaphore.clone().acquire_many_owned(n).await {
             self.addr.do_send(make(self.slot(permit)));
         }
     }
 
     /// [`push`](Self::push) from a blocking thread (a parser): blocks the
     /// calling thread while the edge is full.
-    pub fn push_blocking<M>(&self, make: impl FnOnce(Slot) -> M)
+    pub fn push_blocking<M>(&self, n: usize, make: impl FnOnce(Slot) -> M)
     where
         M: Message<Result = ()> + Send + 'static,
         A: Handler<M>,
         A::Context: actix::dev::ToEnvelope<A, M>,
     {
-        if let Ok(permit) = futures::executor::block_on(self.semaphore.clone().acquire_owned()) {
-            self.addr.do_send(make(self.slot(permit)));
-        }
+        futures::executor::block_on(self.push(n, make));
     }
 }
 

@@ -62,7 +62,7 @@ pub struct PipelineConfig {
     pub parse_queue: usize,
     /// Capacity of the parser → writer edge.
     pub write_queue: usize,
-    /// Most messages in one group commit.
+    /// Messages that start a group commit (one more hand-over may ride along).
     pub max_batch: usize,
     /// Larger messages are recorded as rejected without being downloaded.
     pub max_message_bytes: u32,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use actix::{Message, Recipient};
 use bytes::Bytes;
+use futures::FutureExt;
+use imap_codec::imap_types::core::Tag;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +19,7 @@ use super::{
 use crate::{
     config::{MailboxConfig, PipelineConfig},
     parse::{ParseJob, Parser},
-    pipeline::{Body, Committed, Edge, Fetched},
+    pipeline::{handoff_limit, Body, Committed, Edge, Fetched, HANDOFF_BYTES},
     store::{Source, Store},
     telemetry,
 };
@@ -75,15 +77,40 @@ pub struct SessionContext {
 }
 
 /// Hands fetched messages to the pipeline, linking each to the one before.
+/// Messages that arrive together are handed over together (up to
+/// [`HANDOFF_MESSAGES`](crate::pipeline::HANDOFF_MESSAGES) or
+/// [`HANDOFF_BYTES`]); [`flush`](Self::flush) hands
+/// on what is gathered, and runs before any wait on the server.
 struct Outlet<'a> {
     ctx: &'a SessionContext,
     uidvalidity: u32,
     after: u32,
+    gathered: Vec<Fetched>,
+    gathered_bytes: usize,
 }
 
-impl Outlet<'_> {
+impl<'a> Outlet<'a> {
+    fn new(ctx: &'a SessionContext, uidvalidity: u32, after: u32) -> Self {
+        Self {
+            ctx,
+            uidvalidity,
+            after,
+            gathered: Vec::new(),
+            gathered_bytes: 0,
+        }
+    }
+
     async fn push(&mut self, uid: u32, body: Body) {
-        let fetched = Fetched {
+        let bytes = match &body {
+            Body::Raw(raw) => raw.len(),
+            Body::TooLarge { .. } => 0,
+        };
+        let full = self.gathered.len() >= handoff_limit(&self.ctx.pipeline)
+            || self.gathered_bytes + bytes > HANDOFF_BYTES;
+        if full {
+            self.flush().await;
+        }
+        self.gathered.push(Fetched {
             source: Source {
                 mailbox: self.ctx.mailbox.id.clone(),
                 folder: self.ctx.mailbox.folders[self.ctx.folder].clone(),
@@ -94,10 +121,24 @@ impl Outlet<'_> {
             body,
             mailbox: self.ctx.mailbox.clone(),
             committed: self.ctx.committed.clone(),
-        };
+        });
+        self.gathered_bytes += bytes;
         self.after = uid;
         telemetry::fetched();
-        self.ctx.parse.push(|slot| ParseJob { fetched, slot }).await;
+    }
+
+    /// Hands every gathered message to the parsers, waiting for room.
+    async fn flush(&mut self) {
+        if self.gathered.is_empty() {
+            return;
+        }
+        // Taken, not drained: an idle session keeps no buffer.
+        let fetched = std::mem::take(&mut self.gathered);
+        self.gathered_bytes = 0;
+        self.ctx
+            .parse
+            .push(fetched.len(), |slot| ParseJob { fetched, slot })
+            .await;
     }
 }
 
@@ -164,11 +205,7 @@ impl SessionContext {
         let start = checkpoint
             .filter(|c| c.uidvalidity == selected.uidvalidity)
             .map_or(0, |c| c.uid);
-        let mut outlet = Outlet {
-            ctx: self,
-            uidvalidity: selected.uidvalidity,
-            after: start,
-        };
+        let mut outlet = Outlet::new(self, selected.uidvalidity, start);
         let mut last = start;
         let idle = imap.has("IDLE");
         loop {
@@ -209,6 +246,7 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
     let uids = imap.search(*last, cfg.sync_start_date).await?;
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
+            out.flush().await;
             return Ok(false);
         }
         let sizes = imap.sizes(chunk).await?;
@@ -217,7 +255,7 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
         if !small.is_empty() {
             let uids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
             let tag = imap.fetch_bodies(&uids)?;
-            while let Some((uid, raw)) = imap.next_body(&tag).await? {
+            while let Some((uid, raw)) = next_body(imap, out, &tag).await? {
                 while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
                     out.push(u, Body::TooLarge { size, limit }).await;
                 }
@@ -227,9 +265,26 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
         for (u, size) in large {
             out.push(u, Body::TooLarge { size, limit }).await;
         }
+        out.flush().await;
         if let Some(max) = chunk.last() {
             *last = (*last).max(*max);
         }
     }
     Ok(true)
+}
+
+/// The next message of a body fetch. When the server has none at hand, what
+/// is gathered is handed on first: messages never wait on the network.
+async fn next_body(
+    imap: &mut Imap,
+    out: &mut Outlet<'_>,
+    tag: &Tag<'static>,
+) -> Result<Option<(u32, Vec<u8>)>, MailboxError> {
+    // Polled once: reading the stream is cancel-safe (bytes read stay
+    // buffered), so an unfinished attempt is simply made again.
+    if let Some(next) = imap.next_body(tag).now_or_never() {
+        return next;
+    }
+    out.flush().await;
+    imap.next_body(tag).await
 }

@@ -10,16 +10,17 @@ use crate::{
     pipeline::{Body, Edge, Fetched, Slot},
     telemetry,
     transform::{decide, Decision, Reject},
-    write::{WriteJob, Writer},
+    write::{WriteJob, WriteJobs, Writer},
 };
 
-/// One fetched message to parse; `slot` holds its place on the parse edge.
+/// Fetched messages to parse (one mailbox's, in UID order); `slot` holds
+/// their places on the parse edge.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ParseJob {
-    /// The message.
-    pub fetched: Fetched,
-    /// Its slot on the mailbox → parser edge, freed once it moves on.
+    /// The messages.
+    pub fetched: Vec<Fetched>,
+    /// Their slots on the mailbox → parser edge, freed once they move on.
     pub slot: Slot,
 }
 
@@ -44,29 +45,38 @@ impl Handler<ParseJob> for Parser {
 
     fn handle(&mut self, job: ParseJob, _: &mut Self::Context) {
         let ParseJob { fetched, slot } = job;
-        let decision = match &fetched.body {
-            Body::Raw(raw) => {
-                // mail-parser is meant never to panic; if it ever does, the
-                // message is still recorded instead of killing this thread.
-                let parsed = catch_unwind(AssertUnwindSafe(|| parse(raw))).unwrap_or_else(|_| {
-                    Err(ParseError("the MIME parser panicked on this message".to_owned()))
-                });
-                decide(parsed, &fetched.mailbox)
-            }
-            Body::TooLarge { size, limit } => Decision::Reject(Reject {
-                code: "message_too_large",
-                reason: format!(
-                    "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
-                ),
-                head: None,
-            }),
-        };
-        telemetry::parsed();
-        self.writer.push_blocking(|slot| WriteJob {
-            fetched,
-            decision,
-            slot,
-        });
+        let jobs: Vec<WriteJob> = fetched
+            .into_iter()
+            .map(|fetched| WriteJob {
+                decision: decide_one(&fetched),
+                fetched,
+            })
+            .collect();
+        self.writer
+            .push_blocking(jobs.len(), |slot| WriteJobs { jobs, slot });
         drop(slot);
     }
+}
+
+/// Parses one message and applies its mailbox's rules.
+fn decide_one(fetched: &Fetched) -> Decision {
+    let decision = match &fetched.body {
+        Body::Raw(raw) => {
+            // mail-parser is meant never to panic; if it ever does, the
+            // message is still recorded instead of killing this thread.
+            let parsed = catch_unwind(AssertUnwindSafe(|| parse(raw))).unwrap_or_else(|_| {
+                Err(ParseError("the MIME parser panicked on this message".to_owned()))
+            });
+            decide(parsed, &fetched.mailbox)
+        }
+        Body::TooLarge { size, limit } => Decision::Reject(Reject {
+            code: "message_too_large",
+            reason: format!(
+                "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
+            ),
+            head: None,
+        }),
+    };
+    telemetry::parsed();
+    decision
 }

@@ -96,6 +96,13 @@ impl RocksStore {
         opts.set_use_direct_io_for_flush_and_compaction(true);
         let cfs = FAMILIES.map(|name| {
             let mut o = family();
+            if name == MSGID || name == UIDS {
+                // Every message looks itself up here first and is almost
+                // never found: a bloom filter over the memtable keys answers
+                // without searching the skip list (~320 KiB a memtable).
+                o.set_memtable_prefix_bloom_ratio(0.02);
+                o.set_memtable_whole_key_filtering(true);
+            }
             if name == BLOBS {
                 // Raw messages go to blob files: compaction moves keys, not
                 // the messages themselves.

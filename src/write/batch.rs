@@ -105,9 +105,10 @@ impl BatchBuilder {
         let mut marks = HashMap::new();
         let mut batch = CommitBatch::default();
         let mut counts = BatchCounts::default();
-        let mut seen: HashSet<&Source> = HashSet::new();
-        let mut msgids: HashMap<String, u64> = HashMap::new();
-        let mut tickets: HashMap<u64, Ticket> = HashMap::new();
+        // Sized for the batch: growing them rehashed every key again.
+        let mut seen: HashSet<&Source> = HashSet::with_capacity(jobs.len());
+        let mut msgids: HashMap<String, u64> = HashMap::with_capacity(jobs.len());
+        let mut tickets: HashMap<u64, Ticket> = HashMap::with_capacity(jobs.len());
         let mut recipients: HashMap<FolderRef, &Recipient<Committed>> = HashMap::new();
 
         for job in jobs {

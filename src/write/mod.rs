@@ -25,15 +25,22 @@ use crate::{
 /// How long a failed commit waits before it is tried again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
-/// A decided message on the parser → writer edge.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
+/// A decided message.
+#[derive(Debug)]
 pub struct WriteJob {
     /// The message as fetched.
     pub fetched: Fetched,
     /// What to make of it.
     pub decision: Decision,
-    /// Its slot on the edge, freed after the commit.
+}
+
+/// Decided messages on the parser → writer edge.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WriteJobs {
+    /// The messages, in the order they were fetched.
+    pub jobs: Vec<WriteJob>,
+    /// Their slots on the edge, freed after the commit.
     pub slot: Slot,
 }
 
@@ -47,6 +54,8 @@ pub struct Writer {
     store: Arc<dyn Store>,
     builder: BatchBuilder,
     pending: Vec<WriteJob>,
+    /// The edge slots of `pending`, freed once it is committed.
+    pending_slots: Vec<Slot>,
     max_batch: usize,
     flush_scheduled: bool,
     /// Counts commits, so change-feed readers can wait for the next one.
@@ -56,8 +65,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer over `store`, committing at most `max_batch` messages at
-    /// once and counting its commits in `commits`.
+    /// A writer over `store` that commits as soon as `max_batch` messages
+    /// are pending (a batch may take up to one hand-over more) and counts
+    /// its commits in `commits`.
     pub fn new(
         store: Arc<dyn Store>,
         counters: Counters,
@@ -68,6 +78,7 @@ impl Writer {
             builder: BatchBuilder::new(counters),
             store,
             pending: Vec::new(),
+            pending_slots: Vec::new(),
             max_batch,
             flush_scheduled: false,
             commits,
@@ -105,6 +116,7 @@ impl Writer {
                     recipient.do_send(committed);
                 }
                 self.pending.clear();
+                self.pending_slots.clear();
                 self.commits.send_modify(|n| *n += 1);
             }
             Err(e) => {
@@ -122,11 +134,12 @@ impl Actor for Writer {
     type Context = Context<Self>;
 }
 
-impl Handler<WriteJob> for Writer {
+impl Handler<WriteJobs> for Writer {
     type Result = ();
 
-    fn handle(&mut self, job: WriteJob, ctx: &mut Context<Self>) {
-        self.pending.push(job);
+    fn handle(&mut self, jobs: WriteJobs, ctx: &mut Context<Self>) {
+        self.pending.extend(jobs.jobs);
+        self.pending_slots.push(jobs.slot);
         if self.pending.len() >= self.max_batch {
             self.flush(ctx);
         } else if !self.flush_scheduled {
