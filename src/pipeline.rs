@@ -54,6 +54,29 @@ impl Drop for Slot {
     }
 }
 
+impl Slot {
+    /// How many slots these are.
+    pub fn len(&self) -> usize {
+        self.permit.num_permits()
+    }
+
+    /// Whether these are no slots at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Splits `n` of these slots off (`None` if there are fewer).
+    pub fn split(&mut self, n: usize) -> Option<Slot> {
+        let permit = self.permit.split(n)?;
+        Some(Slot {
+            permit,
+            depth_gauge: self.depth_gauge.clone(),
+            semaphore: self.semaphore.clone(),
+            capacity: self.capacity,
+        })
+    }
+}
+
 /// A bounded edge into actor `A`.
 pub struct Edge<A: Actor> {
     addr: Addr<A>,
@@ -106,29 +129,39 @@ impl<A: Actor> Edge<A> {
         self.depth() == 0
     }
 
-    /// Waits for `n` slots (`n` ≤ the capacity), then delivers `make(slots)`.
-    pub async fn push<M>(&self, n: usize, make: impl FnOnce(Slot) -> M)
+    /// Waits until `n` slots are free (`n` ≤ the capacity) and takes them.
+    pub async fn take(&self, n: usize) -> Slot {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        match self.semaphore.clone().acquire_many_owned(n).await {
+            Ok(permit) => self.slot(permit),
+            Err(_) => unreachable!("an edge's semaphore is never closed"),
+        }
+    }
+
+    /// Delivers `make(slots)`: messages whose slots are taken already.
+    pub fn deliver<M>(&self, slots: Slot, make: impl FnOnce(Slot) -> M)
     where
         M: Message<Result = ()> + Send + 'static,
         A: Handler<M>,
         A::Context: actix::dev::ToEnvelope<A, M>,
     {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        // The semaphore is never closed, so acquiring only waits.
-        if let Ok(permit) = self.semaphore.clone().acquire_many_owned(n).await {
-            self.addr.do_send(make(self.slot(permit)));
-        }
+        self.addr.do_send(make(slots));
     }
 
-    /// [`push`](Self::push) from a blocking thread (a parser): blocks the
-    /// calling thread while the edge is full.
+    /// Blocks the calling thread (a parser) until `n` slots are free
+    /// (`n` ≤ the capacity), then delivers `make(slots)`.
     pub fn push_blocking<M>(&self, n: usize, make: impl FnOnce(Slot) -> M)
     where
         M: Message<Result = ()> + Send + 'static,
         A: Handler<M>,
         A::Context: actix::dev::ToEnvelope<A, M>,
     {
-        futures::executor::block_on(self.push(n, make));
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let permits = self.semaphore.clone().acquire_many_owned(n);
+        // The semaphore is never closed, so acquiring only waits.
+        if let Ok(permit) = futures::executor::block_on(permits) {
+            self.deliver(self.slot(permit), make);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use super::{
 use crate::{
     config::{MailboxConfig, PipelineConfig},
     parse::{ParseJob, Parser},
-    pipeline::{handoff_limit, Body, Committed, Edge, Fetched, HANDOFF_BYTES},
+    pipeline::{handoff_limit, Body, Committed, Edge, Fetched, Slot, HANDOFF_BYTES},
     store::{Source, Store},
     telemetry,
 };
@@ -79,14 +79,20 @@ pub struct SessionContext {
 /// Hands fetched messages to the pipeline, linking each to the one before.
 /// Messages that arrive together are handed over together (up to
 /// [`HANDOFF_MESSAGES`](crate::pipeline::HANDOFF_MESSAGES) or
-/// [`HANDOFF_BYTES`]); [`flush`](Self::flush) hands
-/// on what is gathered, and runs before any wait on the server.
+/// [`HANDOFF_BYTES`]), in parse slots taken for a whole group before its
+/// first message is gathered: what a session gathers counts against the
+/// edge, and a full edge slows sessions down without breaking groups up.
+/// [`flush`](Self::flush) hands a group on and frees the slots it did not
+/// use; it runs before any wait on the server.
 struct Outlet<'a> {
     ctx: &'a SessionContext,
     uidvalidity: u32,
     after: u32,
     gathered: Vec<Fetched>,
     gathered_bytes: usize,
+    /// Parse slots taken for the group: one per gathered message, the
+    /// rest for messages still to come.
+    slots: Option<Slot>,
 }
 
 impl<'a> Outlet<'a> {
@@ -97,6 +103,7 @@ impl<'a> Outlet<'a> {
             after,
             gathered: Vec::new(),
             gathered_bytes: 0,
+            slots: None,
         }
     }
 
@@ -108,7 +115,16 @@ impl<'a> Outlet<'a> {
         let full = self.gathered.len() >= handoff_limit(&self.ctx.pipeline)
             || self.gathered_bytes + bytes > HANDOFF_BYTES;
         if full {
-            self.flush().await;
+            self.flush();
+        }
+        if self
+            .slots
+            .as_ref()
+            .is_none_or(|s| s.len() == self.gathered.len())
+        {
+            self.flush();
+            let group = handoff_limit(&self.ctx.pipeline);
+            self.slots = Some(self.ctx.parse.take(group).await);
         }
         self.gathered.push(Fetched {
             source: Source {
@@ -127,18 +143,21 @@ impl<'a> Outlet<'a> {
         telemetry::fetched();
     }
 
-    /// Hands every gathered message to the parsers, waiting for room.
-    async fn flush(&mut self) {
-        if self.gathered.is_empty() {
+    /// Hands every gathered message to the parsers; the group's unused
+    /// slots are freed.
+    fn flush(&mut self) {
+        let Some(mut slots) = self.slots.take() else {
             return;
+        };
+        let used = slots.split(self.gathered.len());
+        if let Some(used) = used.filter(|u| !u.is_empty()) {
+            // Taken, not drained: an idle session keeps no buffer.
+            let fetched = std::mem::take(&mut self.gathered);
+            self.gathered_bytes = 0;
+            self.ctx
+                .parse
+                .deliver(used, |slot| ParseJob { fetched, slot });
         }
-        // Taken, not drained: an idle session keeps no buffer.
-        let fetched = std::mem::take(&mut self.gathered);
-        self.gathered_bytes = 0;
-        self.ctx
-            .parse
-            .push(fetched.len(), |slot| ParseJob { fetched, slot })
-            .await;
     }
 }
 
@@ -246,7 +265,7 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
     let uids = imap.search(*last, cfg.sync_start_date).await?;
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
-            out.flush().await;
+            out.flush();
             return Ok(false);
         }
         let sizes = imap.sizes(chunk).await?;
@@ -265,7 +284,7 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
         for (u, size) in large {
             out.push(u, Body::TooLarge { size, limit }).await;
         }
-        out.flush().await;
+        out.flush();
         if let Some(max) = chunk.last() {
             *last = (*last).max(*max);
         }
@@ -285,6 +304,6 @@ async fn next_body(
     if let Some(next) = imap.next_body(tag).now_or_never() {
         return next;
     }
-    out.flush().await;
+    out.flush();
     imap.next_body(tag).await
 }
