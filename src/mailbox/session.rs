@@ -88,11 +88,16 @@ struct Outlet<'a> {
     ctx: &'a SessionContext,
     uidvalidity: u32,
     after: u32,
-    gathered: Vec<Fetched>,
-    gathered_bytes: usize,
-    /// Parse slots taken for the group: one per gathered message, the
-    /// rest for messages still to come.
-    slots: Option<Slot>,
+    /// Boxed: a session holds its outlet while it idles, and an idle
+    /// mailbox should cost a pointer here, not a group's worth of fields.
+    group: Option<Box<Group>>,
+}
+
+/// Messages gathered for one hand-over, and the parse slots taken for it.
+struct Group {
+    fetched: Vec<Fetched>,
+    bytes: usize,
+    slots: Slot,
 }
 
 impl<'a> Outlet<'a> {
@@ -101,9 +106,7 @@ impl<'a> Outlet<'a> {
             ctx,
             uidvalidity,
             after,
-            gathered: Vec::new(),
-            gathered_bytes: 0,
-            slots: None,
+            group: None,
         }
     }
 
@@ -112,21 +115,27 @@ impl<'a> Outlet<'a> {
             Body::Raw(raw) => raw.len(),
             Body::TooLarge { .. } => 0,
         };
-        let full = self.gathered.len() >= handoff_limit(&self.ctx.pipeline)
-            || self.gathered_bytes + bytes > HANDOFF_BYTES;
+        let limit = handoff_limit(&self.ctx.pipeline);
+        let full = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.fetched.len() >= g.slots.len() || g.bytes + bytes > HANDOFF_BYTES);
         if full {
             self.flush();
         }
-        if self
-            .slots
-            .as_ref()
-            .is_none_or(|s| s.len() == self.gathered.len())
-        {
-            self.flush();
-            let group = handoff_limit(&self.ctx.pipeline);
-            self.slots = Some(self.ctx.parse.take(group).await);
-        }
-        self.gathered.push(Fetched {
+        let group = match self.group.take() {
+            Some(g) => g,
+            None => {
+                let slots = self.ctx.parse.take(limit).await;
+                Box::new(Group {
+                    fetched: Vec::with_capacity(limit),
+                    bytes: 0,
+                    slots,
+                })
+            }
+        };
+        let group = self.group.insert(group);
+        group.fetched.push(Fetched {
             source: Source {
                 mailbox: self.ctx.mailbox.id.clone(),
                 folder: self.ctx.mailbox.folders[self.ctx.folder].clone(),
@@ -138,7 +147,7 @@ impl<'a> Outlet<'a> {
             mailbox: self.ctx.mailbox.clone(),
             committed: self.ctx.committed.clone(),
         });
-        self.gathered_bytes += bytes;
+        group.bytes += bytes;
         self.after = uid;
         telemetry::fetched();
     }
@@ -146,14 +155,12 @@ impl<'a> Outlet<'a> {
     /// Hands every gathered message to the parsers; the group's unused
     /// slots are freed.
     fn flush(&mut self) {
-        let Some(mut slots) = self.slots.take() else {
+        let Some(mut group) = self.group.take() else {
             return;
         };
-        let used = slots.split(self.gathered.len());
+        let used = group.slots.split(group.fetched.len());
         if let Some(used) = used.filter(|u| !u.is_empty()) {
-            // Taken, not drained: an idle session keeps no buffer.
-            let fetched = std::mem::take(&mut self.gathered);
-            self.gathered_bytes = 0;
+            let fetched = std::mem::take(&mut group.fetched);
             self.ctx
                 .parse
                 .deliver(used, |slot| ParseJob { fetched, slot });
