@@ -84,8 +84,7 @@ fn stages(c: &mut Criterion) {
 }
 
 /// A batch of `n` new tickets as the writer builds it for 4 KiB messages,
-/// each a different farm message (the WAL is compressed: copies of one
-/// message would compress to nothing).
+/// each a different farm message, as in a real backlog.
 fn batch(n: u64, start: u64) -> CommitBatch {
     let now = Utc::now();
     let mut b = CommitBatch::default();

@@ -56,13 +56,8 @@ impl Drop for Slot {
 
 impl Slot {
     /// How many slots these are.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.permit.num_permits()
-    }
-
-    /// Whether these are no slots at all.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Splits `n` of these slots off (`None` if there are fewer).
@@ -156,12 +151,8 @@ impl<A: Actor> Edge<A> {
         A: Handler<M>,
         A::Context: actix::dev::ToEnvelope<A, M>,
     {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        let permits = self.semaphore.clone().acquire_many_owned(n);
-        // The semaphore is never closed, so acquiring only waits.
-        if let Ok(permit) = futures::executor::block_on(permits) {
-            self.deliver(self.slot(permit), make);
-        }
+        let slots = futures::executor::block_on(self.take(n));
+        self.deliver(slots, make);
     }
 }
 

@@ -119,7 +119,7 @@ impl<'a> Outlet<'a> {
         let full = self
             .group
             .as_ref()
-            .is_some_and(|g| g.fetched.len() >= g.slots.len() || g.bytes + bytes > HANDOFF_BYTES);
+            .is_some_and(|g| g.fetched.len() >= g.slots.count() || g.bytes + bytes > HANDOFF_BYTES);
         if full {
             self.flush();
         }
@@ -149,18 +149,17 @@ impl<'a> Outlet<'a> {
         });
         group.bytes += bytes;
         self.after = uid;
-        telemetry::fetched();
     }
 
-    /// Hands every gathered message to the parsers; the group's unused
-    /// slots are freed.
+    /// Hands every gathered message to the parsers (a group holds at least
+    /// one); the group's unused slots are freed with it.
     fn flush(&mut self) {
         let Some(mut group) = self.group.take() else {
             return;
         };
-        let used = group.slots.split(group.fetched.len());
-        if let Some(used) = used.filter(|u| !u.is_empty()) {
+        if let Some(used) = group.slots.split(group.fetched.len()) {
             let fetched = std::mem::take(&mut group.fetched);
+            telemetry::fetched(fetched.len());
             self.ctx
                 .parse
                 .deliver(used, |slot| ParseJob { fetched, slot });

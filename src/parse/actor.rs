@@ -52,6 +52,7 @@ impl Handler<ParseJob> for Parser {
                 fetched,
             })
             .collect();
+        telemetry::parsed(jobs.len());
         self.writer
             .push_blocking(jobs.len(), |slot| WriteJobs { jobs, slot });
         drop(slot);
@@ -60,7 +61,7 @@ impl Handler<ParseJob> for Parser {
 
 /// Parses one message and applies its mailbox's rules.
 fn decide_one(fetched: &Fetched) -> Decision {
-    let decision = match &fetched.body {
+    match &fetched.body {
         Body::Raw(raw) => {
             // mail-parser is meant never to panic; if it ever does, the
             // message is still recorded instead of killing this thread.
@@ -76,7 +77,5 @@ fn decide_one(fetched: &Fetched) -> Decision {
             ),
             head: None,
         }),
-    };
-    telemetry::parsed();
-    decision
+    }
 }

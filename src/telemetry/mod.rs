@@ -91,14 +91,14 @@ pub fn render() -> String {
         .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
 }
 
-/// One message fetched (or sized and skipped).
-pub fn fetched() {
-    counter!(MESSAGES_FETCHED).increment(1);
+/// `n` messages fetched (or sized and skipped) and handed to the parsers.
+pub fn fetched(n: usize) {
+    counter!(MESSAGES_FETCHED).increment(n as u64);
 }
 
-/// One message parsed and decided.
-pub fn parsed() {
-    counter!(MESSAGES_PARSED).increment(1);
+/// `n` messages parsed and decided.
+pub fn parsed(n: usize) {
+    counter!(MESSAGES_PARSED).increment(n as u64);
 }
 
 /// States the store's memory budget (it is fixed at open).
