@@ -2,6 +2,7 @@
 //! the code sees. Only `rocks.rs` knows that RocksDB is behind it, so a
 //! networked backend can later implement the same trait.
 
+mod json;
 mod model;
 mod rocks;
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::value::{to_raw_value, RawValue};
 
 /// Version written into every record.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -177,38 +176,28 @@ pub struct Entry<C = MessageContent> {
 /// A message's content encoded once, as an [`Entry`] stores it: by the
 /// parser threads, in parallel, so the writer's serial commit only copies
 /// it. Cloning shares it.
-#[derive(Debug, Clone)]
-pub struct EncodedContent(Arc<RawValue>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedContent(Arc<str>);
 
 impl EncodedContent {
     /// Encodes `content`.
     pub fn of(content: &MessageContent) -> Self {
-        // Plain data with string keys: serialising it cannot fail.
-        Self(Arc::from(to_raw_value(content).unwrap_or_default()))
+        Self(Arc::from(super::json::content(content)))
+    }
+
+    /// The encoded JSON.
+    pub fn json(&self) -> &str {
+        &self.0
     }
 
     /// Length of the encoded JSON, bytes.
     pub fn encoded_len(&self) -> usize {
-        self.0.get().len()
+        self.0.len()
     }
 }
-
-impl PartialEq for EncodedContent {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl Eq for EncodedContent {}
 
 /// A new [`Entry`] as the writer commits it: its content already encoded.
 pub type NewEntry = Entry<EncodedContent>;
-
-impl Serialize for EncodedContent {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.as_ref().serialize(s)
-    }
-}
 
 /// A message that did not become a ticket, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,7 +270,9 @@ mod tests {
             content: EncodedContent::of(&content),
             received_at: at,
         };
-        let stored: Entry = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        let mut encoded = Vec::new();
+        super::super::json::entry(&mut encoded, &new);
+        let stored: Entry = serde_json::from_slice(&encoded).unwrap();
         assert_eq!(
             stored,
             Entry {

@@ -10,8 +10,8 @@ use rocksdb::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
-    Change, Checkpoint, CommitBatch, Counters, Entry, Outcome, Rejection, Source, Store,
-    StoreError, Ticket,
+    json, Change, Checkpoint, CommitBatch, Counters, Entry, NewEntry, Outcome, Rejection, Source,
+    Store, StoreError, Ticket,
 };
 
 const TICKETS: &str = "tickets";
@@ -177,6 +177,12 @@ impl Records<'_> {
         self.batch.put_cf(cf, key, value);
     }
 
+    fn entry(&mut self, cf: &rocksdb::ColumnFamily, key: &[u8], entry: &NewEntry) {
+        self.scratch.clear();
+        json::entry(&mut self.scratch, entry);
+        self.batch.put_cf(cf, key, &self.scratch);
+    }
+
     fn put<T: Serialize>(&mut self, cf: &rocksdb::ColumnFamily, key: &[u8], value: &T) {
         self.scratch.clear();
         // Our records are plain data; serialising them cannot fail.
@@ -230,7 +236,7 @@ impl Store for RocksStore {
         }
         let entries = cf(ENTRIES);
         for e in &b.entries {
-            records.put(entries, &entry_key(e.ticket, e.seq), e);
+            records.entry(entries, &entry_key(e.ticket, e.seq), e);
         }
         let msgid = cf(MSGID);
         for (mid, ticket) in &b.message_ids {
