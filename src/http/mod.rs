@@ -261,6 +261,20 @@ async fn ticket(
     .await
 }
 
+/// A raw message as fetched, by the `raw_sha256` its entry or rejection names.
+#[get("/api/messages/{sha256}/raw")]
+async fn raw_message(s: Data<ApiState>, sha256: Path<String>) -> Result<HttpResponse, ApiError> {
+    let store = s.store.clone();
+    let sha256 = sha256.into_inner();
+    let raw = blocking(move || {
+        store
+            .blob(&sha256)?
+            .ok_or_else(|| ApiError::NotFound(format!("no raw message {sha256:?}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().content_type("message/rfc822").body(raw))
+}
+
 #[derive(Serialize)]
 struct RejectionPage {
     rejections: Vec<Rejection>,
@@ -295,6 +309,7 @@ pub fn serve(state: ApiState, listen: std::net::SocketAddr) -> std::io::Result<S
             .service(retry)
             .service(tickets)
             .service(ticket)
+            .service(raw_message)
             .service(rejections)
     })
     .workers(1)

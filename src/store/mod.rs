@@ -5,6 +5,7 @@
 mod json;
 mod model;
 mod rocks;
+mod segments;
 
 pub use model::{
     Address, Attachment, Change, Checkpoint, EncodedContent, Entry, Importance, MessageContent,
