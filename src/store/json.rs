@@ -1,13 +1,18 @@
 //! How message contents and entries are encoded for the store: JSON, with
 //! the message bodies (most of a record's bytes) escaped eight bytes at a
-//! time and the encoded content spliced into its entry as it is, never
-//! parsed back. serde_json escapes byte by byte: that was a third of a parser
-//! thread's time on 4 KiB messages.
+//! time (serde_json escapes byte by byte: that was a third of a parser
+//! thread's time on 4 KiB messages). An entry record names where its
+//! encoded content lies in the segments (schema v2) or, written by v1,
+//! holds it inline.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::model::{Address, Attachment, Importance, MessageContent, NewEntry, Source};
+use super::{
+    model::{Address, Attachment, Entry, Importance, MessageContent, NewEntry, Source},
+    segments::BlobRef,
+    StoreError,
+};
 
 /// Appends `s` to `out` as a JSON string literal, escaped exactly as
 /// serde_json escapes it.
@@ -78,15 +83,6 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
-/// Appends `fields` (a JSON object) to `out` without its closing brace, so
-/// the caller can add members of its own.
-fn push_open_object(out: &mut Vec<u8>, fields: &impl Serialize) {
-    // Plain data with string keys: serialising it cannot fail.
-    let _ = serde_json::to_writer(&mut *out, fields);
-    debug_assert_eq!(out.last(), Some(&b'}'));
-    out.pop();
-}
-
 /// `content` as JSON, the same object serde would write for it.
 pub(super) fn content(content: &MessageContent) -> String {
     /// Every field but the bodies, serialised by serde.
@@ -133,7 +129,10 @@ pub(super) fn content(content: &MessageContent) -> String {
         raw_sha256,
         size: *size,
     };
-    push_open_object(&mut out, &fields);
+    // Plain data with string keys: serialising it cannot fail. Its closing
+    // brace makes way for the bodies.
+    let _ = serde_json::to_writer(&mut out, &fields);
+    out.pop();
     for (key, body) in [
         (",\"text_body\":", text_body),
         (",\"html_body\":", html_body),
@@ -149,37 +148,71 @@ pub(super) fn content(content: &MessageContent) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Appends `entry` to `out` as the JSON of the [`super::Entry`] it stands
-/// for, its encoded content copied in as it is.
-pub(super) fn entry(out: &mut Vec<u8>, entry: &NewEntry) {
-    /// Every field but the content, serialised by serde.
-    #[derive(Serialize)]
-    struct Fields<'a> {
-        v: u32,
-        ticket: u64,
-        seq: u32,
-        source: &'a Source,
-        received_at: &'a DateTime<Utc>,
-    }
+/// An entry record as stored.
+#[derive(Serialize, Deserialize)]
+struct Record<'a> {
+    v: u32,
+    ticket: u64,
+    seq: u32,
+    source: std::borrow::Cow<'a, Source>,
+    received_at: DateTime<Utc>,
+    /// Where the encoded content lies (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_at: Option<BlobRef>,
+    /// The content itself (v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<MessageContent>,
+}
+
+/// Appends the record of `entry`, whose encoded content lies at `content_at`, to `out`.
+pub(super) fn entry(out: &mut Vec<u8>, entry: &NewEntry, content_at: BlobRef) {
     let NewEntry {
         v,
         ticket,
         seq,
         source,
-        content,
+        content: _,
         received_at,
     } = entry;
-    let fields = Fields {
+    let record = Record {
         v: *v,
         ticket: *ticket,
         seq: *seq,
-        source,
-        received_at,
+        source: std::borrow::Cow::Borrowed(source),
+        received_at: *received_at,
+        content_at: Some(content_at),
+        content: None,
     };
-    push_open_object(out, &fields);
-    out.extend_from_slice(b",\"content\":");
-    out.extend_from_slice(content.json().as_bytes());
-    out.push(b'}');
+    // Plain data with string keys: serialising it cannot fail.
+    let _ = serde_json::to_writer(out, &record);
+}
+
+/// Decodes an entry record, reading its content from the segments through
+/// `read` when it is not inline.
+pub(super) fn decode_entry(
+    bytes: &[u8],
+    read: impl FnOnce(BlobRef) -> Result<Vec<u8>, StoreError>,
+) -> Result<Entry, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+    let r: Record = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let content = match (r.content, r.content_at) {
+        (Some(c), _) => c,
+        (None, Some(at)) => serde_json::from_slice(&read(at)?).map_err(corrupt)?,
+        (None, None) => {
+            return Err(StoreError::Corrupt(format!(
+                "entry {}/{} has neither content nor content_at",
+                r.ticket, r.seq
+            )))
+        }
+    };
+    Ok(Entry {
+        v: r.v,
+        ticket: r.ticket,
+        seq: r.seq,
+        source: r.source.into_owned(),
+        content,
+        received_at: r.received_at,
+    })
 }
 
 #[cfg(test)]

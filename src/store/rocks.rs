@@ -200,9 +200,9 @@ impl Records<'_> {
         self.batch.put_cf(cf, key, value);
     }
 
-    fn entry(&mut self, cf: &rocksdb::ColumnFamily, key: &[u8], entry: &NewEntry) {
+    fn entry(&mut self, cf: &rocksdb::ColumnFamily, key: &[u8], e: &NewEntry, at: BlobRef) {
         self.scratch.clear();
-        json::entry(&mut self.scratch, entry);
+        json::entry(&mut self.scratch, e, at);
         self.batch.put_cf(cf, key, &self.scratch);
     }
 
@@ -214,12 +214,11 @@ impl Records<'_> {
     }
 }
 
-/// Roughly the encoded size of `b`: its entry contents, and a few hundred
-/// bytes for each record's key and fields (raw messages go to segments).
+/// Roughly the encoded size of `b`: a few hundred bytes for each record's
+/// key and fields (entry contents and raw messages go to segments).
 fn batch_bytes(b: &CommitBatch) -> usize {
-    let contents: usize = b.entries.iter().map(|e| e.content.encoded_len()).sum();
     let records = b.tickets.len() + b.entries.len() + b.outcomes.len() + b.changes.len();
-    contents + 256 * (records + b.blobs.len()) + 1024
+    256 * (records + b.blobs.len()) + 1024
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -256,9 +255,14 @@ impl Store for RocksStore {
         for t in &b.tickets {
             records.put(tickets, &t.id.to_be_bytes(), t);
         }
+        // Entry contents and raw messages go to the segments, synced before
+        // the batch that refers to them commits. Only this store's one
+        // writer commits.
+        let mut segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
         let entries = cf(ENTRIES);
         for e in &b.entries {
-            records.entry(entries, &entry_key(e.ticket, e.seq), e);
+            let at = segments.append(e.content.json().as_bytes())?;
+            records.entry(entries, &entry_key(e.ticket, e.seq), e, at);
         }
         let msgid = cf(MSGID);
         for (mid, ticket) in &b.message_ids {
@@ -268,9 +272,6 @@ impl Store for RocksStore {
         for (src, outcome) in &b.outcomes {
             records.put(uids, &uid_key(src), outcome);
         }
-        // Raw messages go to the segments, synced before the batch that
-        // refers to them commits. Only this store's one writer commits.
-        let mut segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
         let refs = cf(BLOB_REFS);
         for (hash, bytes) in &b.blobs {
             let at = segments.append(bytes)?;
@@ -330,7 +331,21 @@ impl Store for RocksStore {
 
     fn entries(&self, ticket: u64) -> Result<Vec<Entry>, StoreError> {
         let prefix = ticket.to_be_bytes();
-        self.scan(ENTRIES, &prefix, &prefix, |_| true, usize::MAX)
+        let iter = self.db.iterator_cf(
+            self.cf(ENTRIES),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(io)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(json::decode_entry(&v, |at| {
+                segments::read(&self.segments_dir, at)
+            })?);
+        }
+        Ok(out)
     }
 
     fn changes(
@@ -371,6 +386,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::store::{EncodedContent, MessageContent, SCHEMA_VERSION};
 
     fn with_blob(sha: &str, raw: &'static [u8]) -> CommitBatch {
         CommitBatch {
@@ -388,16 +404,87 @@ mod tests {
         // What a kill -9 after a batch's segment sync, before its commit,
         // leaves behind: bytes no index refers to.
         let segment = dir.path().join(SEGMENTS_DIR).join("00000001.seg");
+        let committed = fs::metadata(&segment).unwrap().len();
         let mut f = OpenOptions::new().append(true).open(&segment).unwrap();
         f.write_all(b"never committed").unwrap();
         drop(f);
 
         let store = RocksStore::open(dir.path()).unwrap();
-        assert_eq!(fs::metadata(&segment).unwrap().len(), 5);
+        assert_eq!(fs::metadata(&segment).unwrap().len(), committed);
         store.commit(with_blob("bb", b"second")).unwrap();
         assert_eq!(store.blob("aa").unwrap().unwrap(), b"first");
         assert_eq!(store.blob("bb").unwrap().unwrap(), b"second");
         assert_eq!(store.blob("cc").unwrap(), None);
+    }
+
+    fn entry(content: &MessageContent) -> NewEntry {
+        NewEntry {
+            v: SCHEMA_VERSION,
+            ticket: 3,
+            seq: 0,
+            source: Source {
+                mailbox: "m".into(),
+                folder: "INBOX".into(),
+                uidvalidity: 7,
+                uid: 9,
+            },
+            content: EncodedContent::of(content),
+            received_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_entry_reads_back_as_the_entry_it_stands_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = MessageContent {
+            message_id: "a@b".into(),
+            subject: "Order \"42\"\r\n\u{e9}".into(),
+            text_body: Some("line one\r\nline two\t\u{1F600}".into()),
+            size: 42,
+            ..MessageContent::default()
+        };
+        let new = entry(&content);
+        let store = RocksStore::open(dir.path()).unwrap();
+        store
+            .commit(CommitBatch {
+                entries: vec![new.clone()],
+                ..CommitBatch::default()
+            })
+            .unwrap();
+        drop(store);
+        let store = RocksStore::open(dir.path()).unwrap();
+        let expected = Entry {
+            v: SCHEMA_VERSION,
+            ticket: new.ticket,
+            seq: new.seq,
+            source: new.source.clone(),
+            content,
+            received_at: new.received_at,
+        };
+        assert_eq!(store.entries(3).unwrap(), vec![expected]);
+    }
+
+    #[test]
+    fn entries_of_older_stores_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap();
+        let content = MessageContent {
+            subject: "v1".into(),
+            ..MessageContent::default()
+        };
+        let new = entry(&content);
+        let v1 = Entry {
+            v: 1,
+            ticket: new.ticket,
+            seq: new.seq,
+            source: new.source,
+            content,
+            received_at: new.received_at,
+        };
+        let key = entry_key(3, 0);
+        let value = serde_json::to_vec(&v1).unwrap();
+        store.db.put_cf(store.cf(ENTRIES), key, value).unwrap();
+        assert_eq!(store.entries(3).unwrap(), vec![v1]);
     }
 
     #[test]

@@ -1,15 +1,15 @@
-//! Raw messages in append-only segment files beside RocksDB: each message's
-//! bytes are written once, here, instead of through RocksDB's WAL, memtable
-//! and flush (three copies, and most of a commit's bytes). A group commit
-//! appends its messages and syncs them *before* the RocksDB batch that
-//! indexes them (their [`BlobRef`]s and the new [`Head`]) is committed, so an
-//! index never points at bytes that are not on disk. A crash between the two
-//! leaves bytes past the committed head: [`Segments::open`] cuts them off.
+//! Raw messages and entry contents (most of a commit's bytes) in append-only
+//! segment files beside RocksDB: written once, here, instead of through
+//! RocksDB's WAL, memtable and flush (three copies). A group commit appends
+//! them and syncs them *before* the RocksDB batch that refers to them (their
+//! [`BlobRef`]s and the new [`Head`]) is committed, so a record never points
+//! at bytes that are not on disk. A crash between the two leaves bytes past
+//! the committed head: [`Segments::open`] cuts them off.
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Write},
-    os::unix::fs::FileExt,
+    io,
+    os::unix::fs::{FileExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
@@ -19,8 +19,10 @@ use super::StoreError;
 /// this (1 MiB in unit tests, so rolling over is cheap to test).
 const SEGMENT_BYTES: u64 = if cfg!(test) { 1 << 20 } else { 256 << 20 };
 
-/// Where one raw message lies: segment number, offset and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where one stored piece lies: segment number, offset and length. In JSON
+/// records it is the array `[segment, offset, length]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "(u32, u64, u32)", into = "(u32, u64, u32)")]
 pub struct BlobRef {
     segment: u32,
     offset: u64,
@@ -56,6 +58,22 @@ impl BlobRef {
     }
 }
 
+impl From<(u32, u64, u32)> for BlobRef {
+    fn from((segment, offset, len): (u32, u64, u32)) -> Self {
+        Self {
+            segment,
+            offset,
+            len,
+        }
+    }
+}
+
+impl From<BlobRef> for (u32, u64, u32) {
+    fn from(r: BlobRef) -> Self {
+        (r.segment, r.offset, r.len)
+    }
+}
+
 /// How far the segments are committed: the current segment and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Head {
@@ -71,13 +89,16 @@ impl Default for Head {
     }
 }
 
+/// Segment writes start and end on this boundary: direct IO needs it.
+const BLOCK: usize = 4096;
+
 /// The segment files of one store, appended to by its one committer.
 pub struct Segments {
     dir: PathBuf,
     file: File,
     head: Head,
     /// Appended since the last sync, not yet written.
-    pending: Vec<u8>,
+    pending: BlockBuffer,
     /// A full segment closed by this batch, to sync with it.
     closed: Option<File>,
 }
@@ -101,17 +122,13 @@ impl Segments {
             }
         }
         let path = path_of(dir, head.segment);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| fail(&path, e))?;
+        let file = open_for_append(&path).map_err(|e| fail(&path, e))?;
         let len = file.metadata().map_err(|e| fail(&path, e))?.len();
         if len < head.len {
             return Err(StoreError::Open {
                 path: path.display().to_string(),
                 reason: format!(
-                    "raw-message segment is {len} bytes but {} were committed: the disk lost synced data; restore data_dir from a backup",
+                    "segment is {len} bytes but {} were committed: the disk lost synced data; restore data_dir from a backup",
                     head.len
                 ),
             });
@@ -120,59 +137,69 @@ impl Segments {
             file.set_len(head.len).map_err(|e| fail(&path, e))?;
             file.sync_all().map_err(|e| fail(&path, e))?;
         }
-        Ok(Self {
+        let mut segments = Self {
             dir: dir.to_owned(),
             file,
             head,
-            pending: Vec::new(),
+            pending: BlockBuffer::default(),
             closed: None,
-        })
+        };
+        if !head.len.is_multiple_of(BLOCK as u64) {
+            // Written without block alignment: continue in a new segment.
+            segments.roll()?;
+        }
+        Ok(segments)
     }
 
     /// Adds `bytes` to the current batch; durable after [`Segments::sync`].
     pub fn append(&mut self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| StoreError::Io(format!("a piece of {} bytes", bytes.len())))?;
         let start = self.head.len + self.pending.len() as u64;
         if start > 0 && start + bytes.len() as u64 > SEGMENT_BYTES {
             self.roll()?;
         }
         let offset = self.head.len + self.pending.len() as u64;
-        self.pending.extend_from_slice(bytes);
+        self.pending.extend(bytes);
         Ok(BlobRef {
             segment: self.head.segment,
             offset,
-            len: u32::try_from(bytes.len())
-                .map_err(|_| StoreError::Io(format!("a message of {} bytes", bytes.len())))?,
+            len,
         })
     }
 
     /// Writes and syncs the current batch; returns the head to commit with
-    /// the index records that refer to it.
+    /// the records that refer to it.
     pub fn sync(&mut self) -> Result<Head, StoreError> {
         if let Some(closed) = self.closed.take() {
             closed.sync_data().map_err(io)?;
         }
-        if !self.pending.is_empty() {
-            self.file.write_all(&self.pending).map_err(io)?;
+        if self.pending.len() > 0 {
+            self.write_pending()?;
             self.file.sync_data().map_err(io)?;
-            self.head.len += self.pending.len() as u64;
-            self.pending.clear();
         }
         Ok(self.head)
     }
 
+    /// Writes the pending bytes, padded to whole blocks, at the head.
+    fn write_pending(&mut self) -> Result<(), StoreError> {
+        let blocks = self.pending.padded();
+        self.file.write_all_at(blocks, self.head.len).map_err(io)?;
+        self.head.len += blocks.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
     /// Writes out the current segment and starts the next one.
     fn roll(&mut self) -> Result<(), StoreError> {
-        self.file.write_all(&self.pending).map_err(io)?;
-        self.pending.clear();
+        if self.pending.len() > 0 {
+            self.write_pending()?;
+        }
         let next = Head {
             segment: self.head.segment + 1,
             len: 0,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path_of(&self.dir, next.segment))
-            .map_err(io)?;
+        let file = open_for_append(&path_of(&self.dir, next.segment)).map_err(io)?;
         // The directory entry must survive a crash once the head names it.
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -183,7 +210,72 @@ impl Segments {
     }
 }
 
-/// Reads the message at `at` from the segments in `dir`.
+/// Opens a segment for writing around the page cache (copying every byte
+/// into it cost the writer's thread more than the rest of a commit), or
+/// through it where the file system has no direct IO (tmpfs).
+fn open_for_append(path: &Path) -> io::Result<File> {
+    let open = |flags| {
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    match open(libc::O_DIRECT) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(0),
+        other => other,
+    }
+}
+
+/// A byte buffer whose data starts on a block boundary, as direct IO needs.
+#[derive(Default)]
+struct BlockBuffer {
+    /// Zeroed storage; the data starts at `start`, the first block boundary.
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl BlockBuffer {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        let need = self.len + bytes.len();
+        if self.start + need.next_multiple_of(BLOCK) > self.storage.len() {
+            self.grow(need);
+        }
+        let at = self.start + self.len;
+        self.storage[at..at + bytes.len()].copy_from_slice(bytes);
+        self.len = need;
+    }
+
+    /// Room for `need` bytes, padded to whole blocks, from a block boundary.
+    fn grow(&mut self, need: usize) {
+        let capacity = need.max(2 * self.storage.len()).next_multiple_of(BLOCK) + BLOCK;
+        let mut storage = vec![0; capacity];
+        let start = storage.as_ptr().align_offset(BLOCK);
+        storage[start..start + self.len]
+            .copy_from_slice(&self.storage[self.start..self.start + self.len]);
+        self.storage = storage;
+        self.start = start;
+    }
+
+    /// The data padded with zeros to whole blocks.
+    fn padded(&mut self) -> &[u8] {
+        let end = self.start + self.len.next_multiple_of(BLOCK);
+        self.storage[self.start + self.len..end].fill(0);
+        &self.storage[self.start..end]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Reads the piece at `at` from the segments in `dir`.
 pub fn read(dir: &Path, at: BlobRef) -> Result<Vec<u8>, StoreError> {
     let path = path_of(dir, at.segment);
     let file = File::open(&path).map_err(|e| {
@@ -209,7 +301,7 @@ fn path_of(dir: &Path, segment: u32) -> PathBuf {
 }
 
 fn io(e: io::Error) -> StoreError {
-    StoreError::Io(format!("raw-message segment: {e}"))
+    StoreError::Io(format!("segment write: {e}"))
 }
 
 #[cfg(test)]
@@ -231,6 +323,9 @@ mod tests {
         };
         assert_eq!(BlobRef::decode(&r.encode()).unwrap(), r);
         assert!(BlobRef::decode(b"short").is_err());
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, "[7,1099511627776,4096]");
+        assert_eq!(serde_json::from_str::<BlobRef>(&json).unwrap(), r);
     }
 
     #[test]
@@ -249,6 +344,26 @@ mod tests {
         assert_eq!(b.offset, committed.len, "the cut-off tail is reused");
         s.sync().unwrap();
         assert_eq!(read(&dir, b).unwrap(), b"second message");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn batches_are_written_in_whole_blocks() {
+        let dir = temp_dir("blocks");
+        let mut s = Segments::open(&dir, Head::default()).unwrap();
+        let pieces: Vec<Vec<u8>> = (0..50u8)
+            .map(|i| vec![i; 100 + 97 * usize::from(i)])
+            .collect();
+        let refs: Vec<BlobRef> = pieces.iter().map(|p| s.append(p).unwrap()).collect();
+        let head = s.sync().unwrap();
+        assert!(head.len.is_multiple_of(BLOCK as u64));
+        let next = s.append(b"next batch").unwrap();
+        assert_eq!(next.offset, head.len, "a batch starts on a block");
+        s.sync().unwrap();
+        for (p, r) in pieces.iter().zip(&refs) {
+            assert_eq!(&read(&dir, *r).unwrap(), p);
+        }
+        assert_eq!(read(&dir, next).unwrap(), b"next batch");
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -276,22 +391,24 @@ mod tests {
         let a = s.append(&big).unwrap();
         let b = s.append(&big).unwrap();
         assert_eq!((a.segment, b.segment, b.offset), (1, 2, 0));
+        let blocks = big.len().next_multiple_of(BLOCK) as u64;
         let head = s.sync().unwrap();
         assert_eq!(
             head,
             Head {
                 segment: 2,
-                len: big.len() as u64
+                len: blocks
             }
         );
-        assert_eq!(read(&dir, a).unwrap().len(), big.len());
+        assert_eq!(read(&dir, a).unwrap(), big);
+        assert_eq!(read(&dir, b).unwrap(), big);
         // A crash before that batch committed: back at segment 1.
         drop(s);
         Segments::open(
             &dir,
             Head {
                 segment: 1,
-                len: big.len() as u64,
+                len: blocks,
             },
         )
         .unwrap();
