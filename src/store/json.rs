@@ -17,8 +17,8 @@ use super::{
 /// Appends `s` to `out` as a JSON string literal, escaped exactly as
 /// serde_json escapes it.
 pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     // A byte of `w` is zero: the classic bit trick; exact for "any byte".
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let bytes = s.as_bytes();
@@ -29,22 +29,22 @@ pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
     while i + 8 <= bytes.len() {
         let mut word = [0; 8];
         word.copy_from_slice(&bytes[i..i + 8]);
-        let w = u64::from_ne_bytes(word);
+        let w = u64::from_le_bytes(word);
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
         let quote = has_zero(w ^ (ONES * u64::from(b'"')));
         let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
-        if control | quote | backslash == 0 {
+        let found = control | quote | backslash;
+        if found == 0 {
             i += 8;
             continue;
         }
-        for &b in &bytes[i..i + 8] {
-            if needs_escape(b) {
-                out.extend_from_slice(&bytes[clean..i]);
-                push_escape(out, b);
-                clean = i + 1;
-            }
-            i += 1;
-        }
+        // The lowest flagged byte is always a real match (a borrow only
+        // flags bytes above one), so it is the first byte to escape.
+        let at = i + (found.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&bytes[clean..at]);
+        push_escape(out, bytes[at]);
+        clean = at + 1;
+        i = at + 1;
     }
     for &b in &bytes[i..] {
         if needs_escape(b) {
@@ -233,6 +233,8 @@ mod tests {
             "\"quoted\" and back\\slash".into(),
             "line\r\nbreak\ttab\u{8}\u{c}\u{0}\u{1f}\u{7f}".into(),
             "caf\u{e9} \u{1F600} \u{2028} \u{ffff}".into(),
+            "a\r\nb\"c\\d\te\r\n\r\n\"\"\\\\\u{1}\u{2}x".repeat(5),
+            "line of text\r\n".repeat(40),
         ];
         // Every byte value below 0x80 at every offset of a word, and
         // multi-byte characters straddling word boundaries.
