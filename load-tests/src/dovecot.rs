@@ -301,10 +301,20 @@ service stats {{
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let maildir = self.dir.path().join("home").join(user).join("Maildir");
+        // Named as Dovecot's own delivery names them: with the size and the
+        // CRLF size ("virtual size"), which RFC822.SIZE then reads from the
+        // name instead of from the message.
+        let bare_lfs = raw
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+            .count();
         let name = format!(
-            "{}.M{n}P{}.mailgate-test",
+            "{}.M{n}P{}.mailgate-test,S={},W={}",
             1_700_000_000 + n,
-            std::process::id()
+            std::process::id(),
+            raw.len(),
+            raw.len() + bare_lfs
         );
         let tmp = maildir.join("tmp").join(&name);
         let mut f = fs::File::create(&tmp).expect("create message");
