@@ -26,7 +26,7 @@ use crate::{
     pipeline::Edge,
     store::{RocksStore, Store, StoreError},
     telemetry,
-    write::{Flush, Writer},
+    write::{self, Flush, Writer},
 };
 
 /// How often shutdown looks at the edges while they drain.
@@ -71,13 +71,24 @@ pub async fn run(mut cfg: Config, config_path: PathBuf) -> Result<(), AppError> 
 
     // Stages, last first, so each knows the edge into the next.
     let writer_thread = Arbiter::new();
-    let (st, max_batch, delay) = (
+    let (st, max_batch, delay, nice) = (
         store.clone(),
         cfg.pipeline.max_batch,
         cfg.pipeline.commit_delay,
+        cfg.pipeline.writer_nice,
     );
     let (commits, commit_watch) = watch::channel(0);
     let writer = Writer::start_in_arbiter(&writer_thread.handle(), move |_| {
+        if let Err(e) = write::set_thread_nice(nice) {
+            tracing::warn!(
+                nice,
+                error = %e,
+                "writer_priority_unchanged: the ticket writer's thread could not take nice {nice}; \
+                 it runs at the process's priority and, under load, waits on the parser and mailbox \
+                 threads (a lower burst rate). Grant CAP_SYS_NICE (systemd: \
+                 AmbientCapabilities=CAP_SYS_NICE or LimitNICE=) or set pipeline.writer_nice = 0"
+            );
+        }
         Writer::new(st, counters, max_batch, commits).with_commit_delay(delay)
     });
     let write_edge = Edge::new("write", writer.clone(), cfg.pipeline.write_queue);

@@ -71,6 +71,8 @@ pub struct RawPipeline {
     pub fetch_batch: Option<i64>,
     /// Fault injection for load tests: a pause before every commit.
     pub commit_delay_ms: Option<i64>,
+    /// Nice value of the ticket writer's thread.
+    pub writer_nice: Option<i64>,
 }
 
 /// A `[[mailbox]]` entry (or `[defaults]`) as written: every key optional.

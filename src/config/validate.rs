@@ -24,6 +24,8 @@ use crate::mailbox::schedule::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
 /// Default `[pipeline].max_message_bytes`: 25 MiB, the common provider limit.
 pub const DEFAULT_MAX_MESSAGE_BYTES: i64 = 25 * 1024 * 1024;
+/// The writer's thread runs ahead of the others: it is the one serial stage.
+pub const DEFAULT_WRITER_NICE: i64 = -10;
 
 /// The validated configuration the gateway runs with.
 #[derive(Debug, Clone)]
@@ -70,6 +72,9 @@ pub struct PipelineConfig {
     pub fetch_batch: usize,
     /// A pause before every commit (load tests' slow disk; zero otherwise).
     pub commit_delay: Duration,
+    /// Nice value the ticket writer's thread asks for (below 0 needs
+    /// CAP_SYS_NICE; without it the thread keeps the process's).
+    pub writer_nice: i32,
 }
 
 /// Whether a mailbox connects.
@@ -341,6 +346,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             0,
             0..=60_000,
         )),
+        writer_nice: int(
+            &mut errs,
+            "pipeline.writer_nice",
+            p.writer_nice,
+            DEFAULT_WRITER_NICE,
+            -20..=19,
+        ) as i64 as i32,
     };
 
     if raw.defaults.id.is_some() {

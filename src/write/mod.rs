@@ -25,6 +25,24 @@ use crate::{
 /// How long a failed commit waits before it is tried again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
+/// Asks for nice value `nice` for the calling thread (the writer's, so it
+/// runs ahead of the parser and mailbox threads that feed it). Raising
+/// priority needs CAP_SYS_NICE; without it the thread keeps its priority and
+/// the returned error says so.
+pub fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: gettid and setpriority take plain integers and touch only the
+    // calling thread's scheduling attributes.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A decided message.
 #[derive(Debug)]
 pub struct WriteJob {
@@ -159,5 +177,26 @@ impl Handler<Flush> for Writer {
         if self.pending.is_empty() {
             ctx.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_takes_the_nice_value_it_asks_for() {
+        // Lowering one's priority is always allowed; only this thread changes.
+        let seen = std::thread::spawn(|| {
+            set_thread_nice(7).unwrap();
+            // SAFETY: plain integers; reads the calling thread's nice value.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, 7);
+        // SAFETY: as above.
+        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        assert_ne!(own, 7, "the calling thread only");
     }
 }
