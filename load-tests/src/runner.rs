@@ -283,7 +283,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
     let bound = base.rss_bytes
         + store_budget
         + mailbox_count * BOUND_PER_MAILBOX
-        + (q_parse + 3 * parsers + 2 * q_write + mailbox_count) * s_max;
+        + (q_parse + 3 * parsers + 4 * q_write + mailbox_count) * s_max;
     Ok(Report {
         scenario: scenario.name.clone(),
         about: scenario.about.clone(),
@@ -305,7 +305,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         rss_bound_bytes: bound,
         rss_bound_enforced: scenario.memory_bound,
         rss_bound_formula: format!(
-            "base {} + store budget {store_budget} + N {} × 64 KiB + (parse_queue {q_parse} + 3 × parsers {parsers} + 2 × write_queue {q_write} + N) × largest message {s_max} B",
+            "base {} + store budget {store_budget} + N {} × 64 KiB + (parse_queue {q_parse} + 3 × parsers {parsers} + 4 × write_queue {q_write} + N) × largest message {s_max} B",
             base.rss_bytes, mailbox_count
         ),
         time_to_all_idle_s: all_idle.saturating_duration_since(reloaded).as_secs_f64(),

@@ -91,6 +91,8 @@ impl Default for Head {
 
 /// Segment writes start and end on this boundary: direct IO needs it.
 const BLOCK: usize = 4096;
+/// The most buffer kept between batches (a batch of small messages fits).
+const RETAINED: usize = 8 << 20;
 
 /// The segment files of one store, appended to by its one committer.
 pub struct Segments {
@@ -270,8 +272,13 @@ impl BlockBuffer {
         &self.storage[self.start..end]
     }
 
+    /// Empties the buffer; one that a batch of big messages grew past
+    /// [`RETAINED`] is given back rather than held for good.
     fn clear(&mut self) {
         self.len = 0;
+        if self.storage.len() > RETAINED {
+            *self = Self::default();
+        }
     }
 }
 
