@@ -78,6 +78,14 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoint(&self, mailbox: &str, folder: &str) -> Result<Option<Checkpoint>, StoreError>;
     /// What became of one fetched message, if it was committed.
     fn outcome(&self, source: &Source) -> Result<Option<Outcome>, StoreError>;
+    /// The highest UID with a committed outcome in one folder at one
+    /// UIDVALIDITY.
+    fn highest_outcome_uid(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uidvalidity: u32,
+    ) -> Result<Option<u32>, StoreError>;
     /// The ticket a Message-ID belongs to.
     fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError>;
     /// One ticket.

@@ -230,10 +230,16 @@ fn checkpoint_key(mailbox: &str, folder: &str) -> Vec<u8> {
 }
 
 fn uid_key(s: &Source) -> Vec<u8> {
-    let mut k = checkpoint_key(&s.mailbox, &s.folder);
-    k.push(0);
-    k.extend(s.uidvalidity.to_be_bytes());
+    let mut k = uidvalidity_prefix(&s.mailbox, &s.folder, s.uidvalidity);
     k.extend(s.uid.to_be_bytes());
+    k
+}
+
+/// The `uids` keys of one folder at one UIDVALIDITY start with this.
+fn uidvalidity_prefix(mailbox: &str, folder: &str, uidvalidity: u32) -> Vec<u8> {
+    let mut k = checkpoint_key(mailbox, folder);
+    k.push(0);
+    k.extend(uidvalidity.to_be_bytes());
     k
 }
 
@@ -311,6 +317,28 @@ impl Store for RocksStore {
 
     fn outcome(&self, source: &Source) -> Result<Option<Outcome>, StoreError> {
         self.get(UIDS, &uid_key(source))
+    }
+
+    fn highest_outcome_uid(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uidvalidity: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let prefix = uidvalidity_prefix(mailbox, folder, uidvalidity);
+        let mut last = prefix.clone();
+        last.extend(u32::MAX.to_be_bytes());
+        let mut iter = self
+            .db
+            .iterator_cf(self.cf(UIDS), IteratorMode::From(&last, Direction::Reverse));
+        match iter.next().transpose().map_err(io)? {
+            Some((k, _)) if k.len() == prefix.len() + 4 && k.starts_with(&prefix) => {
+                let mut uid = [0; 4];
+                uid.copy_from_slice(&k[prefix.len()..]);
+                Ok(Some(u32::from_be_bytes(uid)))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
@@ -485,6 +513,41 @@ mod tests {
         let value = serde_json::to_vec(&v1).unwrap();
         store.db.put_cf(store.cf(ENTRIES), key, value).unwrap();
         assert_eq!(store.entries(3).unwrap(), vec![v1]);
+    }
+
+    #[test]
+    fn the_highest_outcome_uid_is_per_folder_and_uidvalidity() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap();
+        let at = |folder: &str, uidvalidity, uid| {
+            let source = Source {
+                mailbox: "m".into(),
+                folder: folder.into(),
+                uidvalidity,
+                uid,
+            };
+            (source, Outcome::Duplicate { ticket: 1 })
+        };
+        let outcomes = vec![
+            at("INBOX", 7, 3),
+            at("INBOX", 7, 9),
+            at("INBOX", 8, 20),
+            at("INBOX.Sent", 7, 50),
+        ];
+        store
+            .commit(CommitBatch {
+                outcomes,
+                ..CommitBatch::default()
+            })
+            .unwrap();
+        let highest = |folder, v| store.highest_outcome_uid("m", folder, v).unwrap();
+        assert_eq!(highest("INBOX", 7), Some(9));
+        assert_eq!(highest("INBOX", 8), Some(20));
+        assert_eq!(highest("INBOX", 6), None);
+        assert_eq!(highest("INBOX", 9), None);
+        assert_eq!(highest("INBOX.Sent", 7), Some(50));
+        assert_eq!(highest("Archive", 7), None);
+        assert_eq!(store.highest_outcome_uid("n", "INBOX", 7).unwrap(), None);
     }
 
     #[test]

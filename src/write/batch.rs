@@ -40,11 +40,25 @@ type FolderKey = (String, String);
 /// A folder key borrowed from the jobs of one batch (no copy per message).
 type FolderRef<'a> = (&'a str, &'a str);
 
+/// A folder at one UIDVALIDITY.
+type UidSpaceKey = (String, String, u32);
+type UidSpaceRef<'a> = (&'a str, &'a str, u32);
+
+/// What a batch stages until its commit is confirmed.
+struct Staged {
+    counters: Counters,
+    marks: HashMap<FolderKey, Watermark>,
+    highest: HashMap<UidSpaceKey, u32>,
+}
+
 /// Turns pending jobs into a [`CommitBatch`]; keeps ids and watermarks.
 pub struct BatchBuilder {
     counters: Counters,
     marks: HashMap<FolderKey, Watermark>,
-    staged: Option<(Counters, HashMap<FolderKey, Watermark>)>,
+    /// The highest UID with a committed outcome per folder and UIDVALIDITY:
+    /// a message above it cannot be a replay, so its outcome is not looked up.
+    highest: HashMap<UidSpaceKey, u32>,
+    staged: Option<Staged>,
 }
 
 impl BatchBuilder {
@@ -53,15 +67,17 @@ impl BatchBuilder {
         Self {
             counters,
             marks: HashMap::new(),
+            highest: HashMap::new(),
             staged: None,
         }
     }
 
     /// Makes the last built batch's ids and watermarks current.
     pub fn confirm(&mut self) {
-        if let Some((counters, marks)) = self.staged.take() {
-            self.counters = counters;
-            self.marks.extend(marks);
+        if let Some(staged) = self.staged.take() {
+            self.counters = staged.counters;
+            self.marks.extend(staged.marks);
+            self.highest.extend(staged.highest);
         }
     }
 
@@ -94,6 +110,32 @@ impl BatchBuilder {
         }
     }
 
+    /// Whether `src` may have been committed already: only if its UID is
+    /// not above the highest committed one of its folder (read from the
+    /// store the first time the writer meets the folder).
+    fn maybe_committed<'j>(
+        &self,
+        store: &dyn Store,
+        staged: &mut HashMap<UidSpaceRef<'j>, u32>,
+        src: &'j Source,
+    ) -> Result<bool, StoreError> {
+        let key = (src.mailbox.as_str(), src.folder.as_str(), src.uidvalidity);
+        let highest = match staged.entry(key) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let owned = (src.mailbox.clone(), src.folder.clone(), src.uidvalidity);
+                let h = match self.highest.get(&owned) {
+                    Some(h) => *h,
+                    None => store
+                        .highest_outcome_uid(&src.mailbox, &src.folder, src.uidvalidity)?
+                        .unwrap_or(0),
+                };
+                *e.insert(h)
+            }
+        };
+        Ok(src.uid <= highest)
+    }
+
     /// Builds the batch for `jobs` and the checkpoint notices to send after it commits.
     pub fn build(
         &mut self,
@@ -110,6 +152,7 @@ impl BatchBuilder {
         let mut msgids: HashMap<String, u64> = HashMap::with_capacity(jobs.len());
         let mut tickets: HashMap<u64, Ticket> = HashMap::with_capacity(jobs.len());
         let mut recipients: HashMap<FolderRef, &Recipient<Committed>> = HashMap::new();
+        let mut highest: HashMap<UidSpaceRef, u32> = HashMap::new();
 
         for job in jobs {
             let f = &job.fetched;
@@ -117,9 +160,18 @@ impl BatchBuilder {
             self.watermark(store, &mut marks, src)?
                 .commit(src.uidvalidity, f.after, src.uid);
             recipients.insert((&src.mailbox, &src.folder), &f.committed);
-            if !seen.insert(src) || store.outcome(src)?.is_some() {
+            let replay = !seen.insert(src)
+                || (self.maybe_committed(store, &mut highest, src)?
+                    && store.outcome(src)?.is_some());
+            if replay {
                 counts.replays += 1;
                 continue;
+            }
+            // Every message below gets an outcome in this batch.
+            if let Some(h) =
+                highest.get_mut(&(src.mailbox.as_str(), src.folder.as_str(), src.uidvalidity))
+            {
+                *h = (*h).max(src.uid);
             }
             let raw = match &f.body {
                 Body::Raw(b) => Some(b.clone()),
@@ -282,7 +334,14 @@ impl BatchBuilder {
         }
         batch.tickets = tickets.into_values().collect();
         batch.counters = c;
-        self.staged = Some((c, staged));
+        self.staged = Some(Staged {
+            counters: c,
+            marks: staged,
+            highest: highest
+                .into_iter()
+                .map(|((m, f, v), h)| ((m.to_owned(), f.to_owned(), v), h))
+                .collect(),
+        });
         Ok((batch, acks, counts))
     }
 }
