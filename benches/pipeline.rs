@@ -6,9 +6,10 @@
 //!   content encoded for the store (done on the parser threads),
 //! - `stage/parse_and_map`: both, over the farm's message and over the
 //!   36-message real-world corpus (what one parser thread can do),
-//! - `group_commit`: one synced RocksDB write batch of N tickets with their
-//!   entries, indexes, raw blobs, change feed and checkpoint (tickets/s; what
-//!   the writer's commit can do).
+//! - `group_commit`: one commit of N tickets: raw messages and entry
+//!   contents appended to a segment and synced, then one synced RocksDB
+//!   write batch with the tickets, entry records, indexes, change feed and
+//!   checkpoint (tickets/s; what the writer's commit can do).
 //!
 //! Run: `cargo bench --bench pipeline`
 
