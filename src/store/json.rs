@@ -99,35 +99,23 @@ pub(super) fn content(content: &MessageContent) -> String {
         raw_sha256: &'a str,
         size: u64,
     }
-    // Destructured in full: a new field cannot be forgotten here.
-    let MessageContent {
-        message_id,
-        subject,
-        from,
-        to,
-        cc,
-        date,
-        text_body,
-        html_body,
-        attachments,
-        importance,
-        raw_sha256,
-        size,
-    } = content;
+    // A field missing here fails `content_is_the_object_serde_writes`,
+    // which sets every field.
+    let (text_body, html_body) = (&content.text_body, &content.html_body);
     let bodies =
         text_body.as_ref().map_or(0, String::len) + html_body.as_ref().map_or(0, String::len);
     let mut out = Vec::with_capacity(bodies + bodies / 16 + 512);
     let fields = Fields {
-        message_id,
-        subject,
-        from,
-        to,
-        cc,
-        date,
-        attachments,
-        importance: *importance,
-        raw_sha256,
-        size: *size,
+        message_id: &content.message_id,
+        subject: &content.subject,
+        from: &content.from,
+        to: &content.to,
+        cc: &content.cc,
+        date: &content.date,
+        attachments: &content.attachments,
+        importance: content.importance,
+        raw_sha256: &content.raw_sha256,
+        size: content.size,
     };
     // Plain data with string keys: serialising it cannot fail. Its closing
     // brace makes way for the bodies.
