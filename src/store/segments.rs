@@ -170,6 +170,15 @@ impl Segments {
         })
     }
 
+    /// The head [`Segments::sync`] will return: the pending bytes padded to
+    /// whole blocks.
+    pub fn head_after_sync(&self) -> Head {
+        Head {
+            segment: self.head.segment,
+            len: self.head.len + self.pending.len().next_multiple_of(BLOCK) as u64,
+        }
+    }
+
     /// Writes and syncs the current batch; returns the head to commit with
     /// the records that refer to it.
     pub fn sync(&mut self) -> Result<Head, StoreError> {
@@ -362,7 +371,9 @@ mod tests {
             .map(|i| vec![i; 100 + 97 * usize::from(i)])
             .collect();
         let refs: Vec<BlobRef> = pieces.iter().map(|p| s.append(p).unwrap()).collect();
+        let expected = s.head_after_sync();
         let head = s.sync().unwrap();
+        assert_eq!(head, expected);
         assert!(head.len.is_multiple_of(BLOCK as u64));
         let next = s.append(b"next batch").unwrap();
         assert_eq!(next.offset, head.len, "a batch starts on a block");
