@@ -159,11 +159,14 @@ impl RocksStore {
         }
     }
 
-    fn scan<T: DeserializeOwned>(
+    /// Up to `limit` records from `from` on while keys start with `prefix`,
+    /// decoded with `decode`, those `keep` accepts.
+    fn scan<T>(
         &self,
         cf: &str,
         from: &[u8],
         prefix: &[u8],
+        decode: impl Fn(&[u8]) -> Result<T, StoreError>,
         mut keep: impl FnMut(&T) -> bool,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
@@ -176,7 +179,7 @@ impl RocksStore {
             if !k.starts_with(prefix) || out.len() >= limit {
                 break;
             }
-            let value: T = decode(&v)?;
+            let value = decode(&v)?;
             if keep(&value) {
                 out.push(value);
             }
@@ -297,7 +300,7 @@ impl Store for RocksStore {
             }
             let refs = cf(BLOB_REFS);
             for ((hash, _), at) in b.blobs.iter().zip(blob_at) {
-                records.raw(refs, hash.as_bytes(), &at.encode());
+                records.put(refs, hash.as_bytes(), &at);
             }
             records.put(cf(META), SEGMENTS_KEY, &head);
             let rejections = cf(REJECTIONS);
@@ -379,21 +382,8 @@ impl Store for RocksStore {
 
     fn entries(&self, ticket: u64) -> Result<Vec<Entry>, StoreError> {
         let prefix = ticket.to_be_bytes();
-        let iter = self.db.iterator_cf(
-            self.cf(ENTRIES),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item.map_err(io)?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push(json::decode_entry(&v, |at| {
-                segments::read(&self.segments_dir, at)
-            })?);
-        }
-        Ok(out)
+        let decode = |v: &[u8]| json::decode_entry(v, |at| segments::read(&self.segments_dir, at));
+        self.scan(ENTRIES, &prefix, &prefix, decode, |_| true, usize::MAX)
     }
 
     fn changes(
@@ -407,6 +397,7 @@ impl Store for RocksStore {
             CHANGES,
             &from,
             &[],
+            decode,
             |c: &Change| mailbox.is_none_or(|m| c.mailbox == m),
             limit,
         )
@@ -414,14 +405,16 @@ impl Store for RocksStore {
 
     fn rejections(&self, after: u64, limit: usize) -> Result<Vec<Rejection>, StoreError> {
         let from = after.saturating_add(1).to_be_bytes();
-        self.scan(REJECTIONS, &from, &[], |_| true, limit)
+        self.scan(REJECTIONS, &from, &[], decode, |_| true, limit)
     }
 
     fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = sha256.as_bytes();
-        match self.db.get_cf(self.cf(BLOB_REFS), key).map_err(io)? {
-            Some(at) => segments::read(&self.segments_dir, BlobRef::decode(&at)?).map(Some),
-            None => self.db.get_cf(self.cf(BLOBS), key).map_err(io),
+        match self.get(BLOB_REFS, sha256.as_bytes())? {
+            Some(at) => segments::read(&self.segments_dir, at).map(Some),
+            None => self
+                .db
+                .get_cf(self.cf(BLOBS), sha256.as_bytes())
+                .map_err(io),
         }
     }
 }

@@ -110,18 +110,19 @@ impl BatchBuilder {
         }
     }
 
-    /// Whether `src` may have been committed already: only if its UID is
-    /// not above the highest committed one of its folder (read from the
-    /// store the first time the writer meets the folder).
-    fn maybe_committed<'j>(
+    /// The staged highest UID with an outcome in `src`'s folder and
+    /// UIDVALIDITY, starting from the confirmed one (or the store's) the
+    /// first time the batch meets it. `src` may be a replay only if its UID
+    /// is not above it.
+    fn highest<'a, 'j>(
         &self,
         store: &dyn Store,
-        staged: &mut HashMap<UidSpaceRef<'j>, u32>,
+        staged: &'a mut HashMap<UidSpaceRef<'j>, u32>,
         src: &'j Source,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<&'a mut u32, StoreError> {
         let key = (src.mailbox.as_str(), src.folder.as_str(), src.uidvalidity);
-        let highest = match staged.entry(key) {
-            Entry::Occupied(e) => *e.get(),
+        match staged.entry(key) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(e) => {
                 let owned = (src.mailbox.clone(), src.folder.clone(), src.uidvalidity);
                 let h = match self.highest.get(&owned) {
@@ -130,10 +131,9 @@ impl BatchBuilder {
                         .highest_outcome_uid(&src.mailbox, &src.folder, src.uidvalidity)?
                         .unwrap_or(0),
                 };
-                *e.insert(h)
+                Ok(e.insert(h))
             }
-        };
-        Ok(src.uid <= highest)
+        }
     }
 
     /// Builds the batch for `jobs` and the checkpoint notices to send after it commits.
@@ -160,19 +160,17 @@ impl BatchBuilder {
             self.watermark(store, &mut marks, src)?
                 .commit(src.uidvalidity, f.after, src.uid);
             recipients.insert((&src.mailbox, &src.folder), &f.committed);
-            let replay = !seen.insert(src)
-                || (self.maybe_committed(store, &mut highest, src)?
-                    && store.outcome(src)?.is_some());
-            if replay {
+            if !seen.insert(src) {
+                counts.replays += 1;
+                continue;
+            }
+            let high = self.highest(store, &mut highest, src)?;
+            if src.uid <= *high && store.outcome(src)?.is_some() {
                 counts.replays += 1;
                 continue;
             }
             // Every message below gets an outcome in this batch.
-            if let Some(h) =
-                highest.get_mut(&(src.mailbox.as_str(), src.folder.as_str(), src.uidvalidity))
-            {
-                *h = (*h).max(src.uid);
-            }
+            *high = (*high).max(src.uid);
             let raw = match &f.body {
                 Body::Raw(b) => Some(b.clone()),
                 Body::TooLarge { .. } => None,

@@ -184,19 +184,22 @@ impl Handler<Flush> for Writer {
 mod tests {
     use super::*;
 
+    /// The calling thread's nice value.
+    fn own_nice() -> i32 {
+        // SAFETY: plain integers; reads the calling thread's nice value.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
     #[test]
     fn a_thread_takes_the_nice_value_it_asks_for() {
         // Lowering one's priority is always allowed; only this thread changes.
         let seen = std::thread::spawn(|| {
             set_thread_nice(7).unwrap();
-            // SAFETY: plain integers; reads the calling thread's nice value.
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+            own_nice()
         })
         .join()
         .unwrap();
         assert_eq!(seen, 7);
-        // SAFETY: as above.
-        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-        assert_ne!(own, 7, "the calling thread only");
+        assert_ne!(own_nice(), 7, "the calling thread only");
     }
 }
