@@ -3,7 +3,10 @@
 //! checkpoints that the batch lets advance. Ids and watermarks are staged
 //! until the commit is confirmed, so a failed commit changes nothing.
 
-use std::collections::{hash_map::Entry, HashMap, HashSet};
+use std::{
+    collections::{hash_map::Entry, HashMap, HashSet},
+    hash::Hash,
+};
 
 use actix::Recipient;
 use chrono::Utc;
@@ -94,20 +97,18 @@ impl BatchBuilder {
         staged: &'a mut HashMap<FolderRef<'j>, Watermark>,
         src: &'j Source,
     ) -> Result<&'a mut Watermark, StoreError> {
-        match staged.entry((&src.mailbox, &src.folder)) {
-            Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(e) => {
-                let key = (src.mailbox.clone(), src.folder.clone());
-                let mark = match self.marks.get(&key) {
-                    Some(m) => m.clone(),
-                    None => match store.checkpoint(&src.mailbox, &src.folder)? {
-                        Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
-                        None => Watermark::new(src.uidvalidity, 0),
-                    },
-                };
-                Ok(e.insert(mark))
-            }
-        }
+        stage(
+            staged,
+            (&src.mailbox, &src.folder),
+            &self.marks,
+            || (src.mailbox.clone(), src.folder.clone()),
+            || {
+                Ok(match store.checkpoint(&src.mailbox, &src.folder)? {
+                    Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
+                    None => Watermark::new(src.uidvalidity, 0),
+                })
+            },
+        )
     }
 
     /// The staged highest UID with an outcome in `src`'s folder and
@@ -120,20 +121,17 @@ impl BatchBuilder {
         staged: &'a mut HashMap<UidSpaceRef<'j>, u32>,
         src: &'j Source,
     ) -> Result<&'a mut u32, StoreError> {
-        let key = (src.mailbox.as_str(), src.folder.as_str(), src.uidvalidity);
-        match staged.entry(key) {
-            Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(e) => {
-                let owned = (src.mailbox.clone(), src.folder.clone(), src.uidvalidity);
-                let h = match self.highest.get(&owned) {
-                    Some(h) => *h,
-                    None => store
-                        .highest_outcome_uid(&src.mailbox, &src.folder, src.uidvalidity)?
-                        .unwrap_or(0),
-                };
-                Ok(e.insert(h))
-            }
-        }
+        stage(
+            staged,
+            (&src.mailbox, &src.folder, src.uidvalidity),
+            &self.highest,
+            || (src.mailbox.clone(), src.folder.clone(), src.uidvalidity),
+            || {
+                Ok(store
+                    .highest_outcome_uid(&src.mailbox, &src.folder, src.uidvalidity)?
+                    .unwrap_or(0))
+            },
+        )
     }
 
     /// Builds the batch for `jobs` and the checkpoint notices to send after it commits.
@@ -341,5 +339,27 @@ impl BatchBuilder {
                 .collect(),
         });
         Ok((batch, acks, counts))
+    }
+}
+
+/// The value a batch stages under `key`: already staged, or a copy of the
+/// confirmed one (found under `owned()`), or `load()`ed from the store the
+/// first time the batch meets the key.
+fn stage<'a, K: Hash + Eq, O: Hash + Eq, V: Clone>(
+    staged: &'a mut HashMap<K, V>,
+    key: K,
+    confirmed: &HashMap<O, V>,
+    owned: impl FnOnce() -> O,
+    load: impl FnOnce() -> Result<V, StoreError>,
+) -> Result<&'a mut V, StoreError> {
+    match staged.entry(key) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let value = match confirmed.get(&owned()) {
+                Some(v) => v.clone(),
+                None => load()?,
+            };
+            Ok(e.insert(value))
+        }
     }
 }
