@@ -26,6 +26,9 @@ pub struct Stream {
     tls: Option<Box<rustls::Connection>>,
     read_buffer: BytesMut,
     write_buffer: BytesMut,
+    // mailgate patch: output held back until this many bytes are pending
+    // or the state waits for input (see `coalesce_writes`).
+    coalesce: usize,
 }
 
 impl Stream {
@@ -35,6 +38,7 @@ impl Stream {
             tls: None,
             read_buffer: BytesMut::default(),
             write_buffer: BytesMut::default(),
+            coalesce: 0,
         }
     }
 
@@ -71,7 +75,18 @@ impl Stream {
             tls: Some(Box::new(tls)),
             read_buffer: BytesMut::default(),
             write_buffer: BytesMut::default(),
+            coalesce: 0,
         }
+    }
+
+    /// mailgate patch: holds output back until `bytes` are pending or the
+    /// state waits for input, so consecutive responses leave in one write
+    /// (as Dovecot's corked output does) instead of one syscall each.
+    /// Events may then be returned before their bytes are written: only
+    /// for a caller that keeps polling `next` (a server). 0 (the default)
+    /// writes each output at once.
+    pub fn coalesce_writes(&mut self, bytes: usize) {
+        self.coalesce = bytes;
     }
 
     pub async fn flush(&mut self) -> Result<(), Error<Infallible>> {
@@ -130,6 +145,7 @@ impl Stream {
                 Interrupt::Error(err) => return Err(Error::State(err)),
             };
 
+            let output = matches!(io, Io::Output(_));
             match &mut self.tls {
                 None => {
                     // Handle the output bytes from the client/server
@@ -148,6 +164,11 @@ impl Stream {
                     // Encrypt output bytes
                     encrypt(tls, &mut self.write_buffer, plain_bytes)?;
                 }
+            }
+
+            // mailgate patch: gather more output first (`coalesce_writes`).
+            if output && self.write_buffer.len() < self.coalesce {
+                continue;
             }
 
             // Progress the stream
