@@ -100,6 +100,9 @@ pub struct Report {
     /// Gateway CPU time (user + system) from reload to caught up with every
     /// mailbox idle, seconds.
     pub catch_up_cpu_s: Option<f64>,
+    /// The farm's CPU time (this process: farm and runner) over the same
+    /// span, seconds; farm runs only. It shares the gateway's cores.
+    pub farm_catch_up_cpu_s: Option<f64>,
     /// The server's raw fetch rate, all mailboxes at once, no parsing
     /// (Dovecot runs only): the catch-up's physical limit.
     pub raw_fetch_msgs_per_s: Option<f64>,
@@ -225,6 +228,15 @@ impl Report {
         if let Some(cpu) = self.catch_up_cpu_s {
             rows.push((
                 "gateway CPU per backlog message",
+                format!(
+                    "{:.0} µs ({cpu:.2} CPU-seconds)",
+                    1e6 * cpu / self.backlog.max(1) as f64
+                ),
+            ));
+        }
+        if let Some(cpu) = self.farm_catch_up_cpu_s {
+            rows.push((
+                "farm CPU per backlog message (same cores)",
                 format!(
                     "{:.0} µs ({cpu:.2} CPU-seconds)",
                     1e6 * cpu / self.backlog.max(1) as f64

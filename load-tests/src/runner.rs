@@ -167,6 +167,9 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
     };
     farm.reset_login_peak();
     let cpu_at_reload = sample(pid).map_err(err("cpu sample"))?.cpu_ticks;
+    let farm_cpu_at_reload = sample(std::process::id())
+        .map_err(err("cpu sample"))?
+        .cpu_ticks;
     let reloaded = Instant::now();
     gateway
         .reload(&mailboxes(&farm, n))
@@ -194,6 +197,9 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
     };
     let connect_logins_peak = farm.stats().logins_in_flight_peak;
     let idle = sample(pid).map_err(err("idle sample"))?;
+    let farm_cpu_at_idle = sample(std::process::id())
+        .map_err(err("cpu sample"))?
+        .cpu_ticks;
 
     // 3. The measured phase.
     let stop_feed = Arc::new(AtomicBool::new(false));
@@ -315,6 +321,9 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         catch_up_s: (backlog > 0).then(|| caught_up.saturating_duration_since(reloaded).as_secs_f64()),
         catch_up_cpu_s: (backlog > 0)
             .then(|| (idle.cpu_ticks - cpu_at_reload) as f64 / TICKS_PER_SECOND as f64),
+        farm_catch_up_cpu_s: (backlog > 0 && upstream.is_none()).then(|| {
+            (farm_cpu_at_idle - farm_cpu_at_reload) as f64 / TICKS_PER_SECOND as f64
+        }),
         raw_fetch_msgs_per_s: raw.map(|r| r.rate()),
         sustained_msgs_per_s: sustained_rate(&watch.series),
         measure_s: measured.as_secs_f64(),
