@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -124,6 +124,10 @@ pub struct Feed {
     pub duplicates: u64,
     /// Injection → commit of each farm message seen.
     pub latencies: Latencies,
+    /// When each distinct farm message's ticket was created (the gateway
+    /// stamps it as it builds the batch, milliseconds before the commit),
+    /// seconds since the Unix epoch.
+    created: Vec<f64>,
     seen: HashSet<(u32, u32)>,
 }
 
@@ -138,6 +142,7 @@ impl Feed {
             foreign: 0,
             duplicates: 0,
             latencies: Latencies::default(),
+            created: Vec::new(),
             seen: HashSet::new(),
         }
     }
@@ -145,6 +150,23 @@ impl Feed {
     /// Distinct farm messages seen as tickets.
     pub fn distinct(&self) -> usize {
         self.seen.len()
+    }
+
+    /// The first `n` farm tickets' creation times as a commit series:
+    /// (seconds after `since`, tickets by then), in time order.
+    pub fn commit_series(&self, since: SystemTime, n: usize) -> Vec<(f64, u64)> {
+        let origin = since
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let mut times = self.created.clone();
+        times.sort_by(f64::total_cmp);
+        times
+            .into_iter()
+            .take(n)
+            .zip(1..)
+            .map(|(t, count)| (t - origin, count))
+            .collect()
     }
 
     /// Reads the feed to its current end; the number of new tickets.
@@ -175,7 +197,10 @@ impl Feed {
                 .and_then(|(u, uid)| Some(((u, uid), self.farm.injected_at(u, uid)?)));
             match message {
                 Some((key, at)) if self.seen.insert(key) => {
-                    self.latencies.record(seen.saturating_duration_since(at))
+                    self.latencies.record(seen.saturating_duration_since(at));
+                    if let Some(t) = ticket["created_at"].as_str().and_then(epoch_seconds) {
+                        self.created.push(t);
+                    }
                 }
                 Some(_) => self.duplicates += 1,
                 None => self.foreign += 1,
@@ -189,6 +214,12 @@ impl Feed {
         }
         Ok(tickets.len())
     }
+}
+
+/// An RFC 3339 time as seconds since the Unix epoch.
+fn epoch_seconds(rfc3339: &str) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    Some(t.timestamp_micros() as f64 / 1e6)
 }
 
 /// Latency samples, in microseconds.
