@@ -225,23 +225,20 @@ impl Report {
                 format!("{} messages in {s:.2} s ({rate:.0} msgs/s)", self.backlog),
             ));
         }
-        if let Some(cpu) = self.catch_up_cpu_s {
-            rows.push((
-                "gateway CPU per backlog message",
-                format!(
-                    "{:.0} µs ({cpu:.2} CPU-seconds)",
-                    1e6 * cpu / self.backlog.max(1) as f64
-                ),
-            ));
-        }
-        if let Some(cpu) = self.farm_catch_up_cpu_s {
-            rows.push((
+        for (figure, cpu) in [
+            ("gateway CPU per backlog message", self.catch_up_cpu_s),
+            (
                 "farm CPU per backlog message (same cores)",
-                format!(
-                    "{:.0} µs ({cpu:.2} CPU-seconds)",
-                    1e6 * cpu / self.backlog.max(1) as f64
-                ),
-            ));
+                self.farm_catch_up_cpu_s,
+            ),
+        ] {
+            if let Some(cpu) = cpu {
+                let per_message = 1e6 * cpu / self.backlog.max(1) as f64;
+                rows.push((
+                    figure,
+                    format!("{per_message:.0} µs ({cpu:.2} CPU-seconds)"),
+                ));
+            }
         }
         if let (Some(raw), Some(rate)) = (self.raw_fetch_msgs_per_s, self.catch_up_rate()) {
             rows.push((
