@@ -346,13 +346,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             0,
             0..=60_000,
         )),
-        writer_nice: int(
+        writer_nice: integer(
             &mut errs,
             "pipeline.writer_nice",
             p.writer_nice,
             DEFAULT_WRITER_NICE,
             -20..=19,
-        ) as i64 as i32,
+        ) as i32,
     };
 
     if raw.defaults.id.is_some() {
@@ -387,7 +387,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     }
 }
 
-/// Reads an integer key with a default, reporting an out-of-range value.
+/// Reads a key whose range is not negative (counts, durations): see
+/// [`integer`].
 fn int(
     errs: &mut ConfigErrors,
     path: &str,
@@ -395,9 +396,24 @@ fn int(
     default: i64,
     range: RangeInclusive<i64>,
 ) -> u64 {
+    debug_assert!(
+        *range.start() >= 0,
+        "{path}: use `integer` for a signed range"
+    );
+    integer(errs, path, value, default, range) as u64
+}
+
+/// Reads an integer key with a default, reporting an out-of-range value.
+fn integer(
+    errs: &mut ConfigErrors,
+    path: &str,
+    value: Option<i64>,
+    default: i64,
+    range: RangeInclusive<i64>,
+) -> i64 {
     let v = value.unwrap_or(default);
     if range.contains(&v) {
-        v as u64
+        v
     } else {
         errs.push(
             path,
@@ -407,7 +423,7 @@ fn int(
                 range.end()
             ),
         );
-        default.max(*range.start()) as u64
+        default.max(*range.start())
     }
 }
 
