@@ -93,7 +93,8 @@ pub(super) fn content(content: &MessageContent) -> String {
         from: &'a Address,
         to: &'a [Address],
         cc: &'a [Address],
-        date: &'a Option<DateTime<Utc>>,
+        #[serde(serialize_with = "super::timestamp::serialize_opt")]
+        date: Option<DateTime<Utc>>,
         attachments: &'a [Attachment],
         importance: Importance,
         raw_sha256: &'a str,
@@ -111,7 +112,7 @@ pub(super) fn content(content: &MessageContent) -> String {
         from: &content.from,
         to: &content.to,
         cc: &content.cc,
-        date: &content.date,
+        date: content.date,
         attachments: &content.attachments,
         importance: content.importance,
         raw_sha256: &content.raw_sha256,
@@ -143,6 +144,7 @@ struct Record<'a> {
     ticket: u64,
     seq: u32,
     source: std::borrow::Cow<'a, Source>,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     received_at: DateTime<Utc>,
     /// Where the encoded content lies (v2).
     #[serde(default, skip_serializing_if = "Option::is_none")]

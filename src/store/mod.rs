@@ -6,6 +6,7 @@ mod json;
 mod model;
 mod rocks;
 mod segments;
+mod timestamp;
 
 pub use model::{
     Address, Attachment, Change, Checkpoint, EncodedContent, Entry, Importance, MessageContent,

@@ -110,6 +110,7 @@ pub struct MessageContent {
     /// Cc recipients.
     pub cc: Vec<Address>,
     /// Date header, when present and valid.
+    #[serde(serialize_with = "super::timestamp::serialize_opt")]
     pub date: Option<DateTime<Utc>>,
     /// Plain-text body (converted from HTML when only HTML exists).
     pub text_body: Option<String>,
@@ -149,8 +150,10 @@ pub struct Ticket {
     /// Tags from the mapping.
     pub tags: Vec<String>,
     /// When the ticket was created.
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// When the last entry was added.
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Number of conversation entries.
     pub entries: u32,
@@ -172,6 +175,7 @@ pub struct Entry<C = MessageContent> {
     /// The message itself.
     pub content: C,
     /// When it was committed.
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub received_at: DateTime<Utc>,
 }
 
@@ -221,6 +225,7 @@ pub struct Rejection {
     /// sha256 of the raw message, when it was downloaded.
     pub raw_sha256: Option<String>,
     /// When it was recorded.
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub at: DateTime<Utc>,
 }
 
