@@ -186,8 +186,9 @@ pub struct Fetched {
     pub body: Body,
     /// The mailbox's settings (filter and ticket mapping).
     pub mailbox: Arc<MailboxConfig>,
-    /// Told when a commit advances this folder's checkpoint.
-    pub committed: Recipient<Committed>,
+    /// Told when a commit advances this folder's checkpoint (shared by
+    /// the messages of one hand-over).
+    pub committed: Arc<Recipient<Committed>>,
 }
 
 /// Sent to a mailbox after a commit advanced one of its checkpoints.

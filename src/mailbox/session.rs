@@ -98,6 +98,11 @@ struct Group {
     fetched: Vec<Fetched>,
     bytes: usize,
     slots: Slot,
+    /// Mailbox id and folder name, shared by the group's sources.
+    mailbox: Arc<str>,
+    folder: Arc<str>,
+    /// Shared by the group's messages (a `Recipient` clone allocates).
+    committed: Arc<Recipient<Committed>>,
 }
 
 impl<'a> Outlet<'a> {
@@ -131,21 +136,24 @@ impl<'a> Outlet<'a> {
                     fetched: Vec::with_capacity(limit),
                     bytes: 0,
                     slots,
+                    mailbox: self.ctx.mailbox.id.as_str().into(),
+                    folder: self.ctx.mailbox.folders[self.ctx.folder].as_str().into(),
+                    committed: Arc::new(self.ctx.committed.clone()),
                 })
             }
         };
         let group = self.group.insert(group);
         group.fetched.push(Fetched {
             source: Source {
-                mailbox: self.ctx.mailbox.id.clone(),
-                folder: self.ctx.mailbox.folders[self.ctx.folder].clone(),
+                mailbox: group.mailbox.clone(),
+                folder: group.folder.clone(),
                 uidvalidity: self.uidvalidity,
                 uid,
             },
             after: self.after,
             body,
             mailbox: self.ctx.mailbox.clone(),
-            committed: self.ctx.committed.clone(),
+            committed: group.committed.clone(),
         });
         group.bytes += bytes;
         self.after = uid;

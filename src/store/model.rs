@@ -18,10 +18,10 @@ fn schema_version() -> u32 {
 /// Where a message came from: the identity that makes a replay idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
-    /// Mailbox id.
-    pub mailbox: String,
-    /// Folder name.
-    pub folder: String,
+    /// Mailbox id (shared: every message of a mailbox carries it).
+    pub mailbox: Arc<str>,
+    /// Folder name (shared like the mailbox id).
+    pub folder: Arc<str>,
     /// UIDVALIDITY of the folder when the message was fetched.
     pub uidvalidity: u32,
     /// The message's UID.
