@@ -116,7 +116,18 @@ impl QueuedMessage {
 }
 
 fn push_encoded_to_buffer(write_buffer: &mut Vec<u8>, encoded: Encoded) {
-    for fragment in encoded {
+    // mailgate patch: room for the whole response at once. Growing the
+    // buffer fragment by fragment reallocated it after a literal, copying
+    // the literal a second time.
+    let fragments: Vec<Fragment> = encoded.collect();
+    let len = fragments
+        .iter()
+        .map(|f| match f {
+            Fragment::Line { data } | Fragment::Literal { data, .. } => data.len(),
+        })
+        .sum();
+    write_buffer.reserve(len);
+    for fragment in fragments {
         match fragment {
             Fragment::Line { data } => write_fragment(write_buffer, &data, FragmentKind::Line),
             // Note: The server doesn't need to wait before sending a literal.

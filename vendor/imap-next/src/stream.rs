@@ -150,7 +150,8 @@ impl Stream {
                 None => {
                     // Handle the output bytes from the client/server
                     if let Io::Output(bytes) = io {
-                        self.write_buffer.extend(bytes);
+                        // mailgate patch: a slice copy, not an iterator.
+                        self.write_buffer.extend_from_slice(&bytes);
                     }
                 }
                 Some(tls) => {
