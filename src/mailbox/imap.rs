@@ -3,7 +3,12 @@
 //! FETCH (BODY.PEEK only: the customer's mailbox is never changed), IDLE and
 //! LOGOUT. Every wait is bounded; every failure is a [`MailboxError`].
 
-use std::time::Duration;
+use std::{
+    future::{poll_fn, Future},
+    pin::pin,
+    task::Poll,
+    time::Duration,
+};
 
 use chrono::NaiveDate;
 use imap_next::{
@@ -21,7 +26,7 @@ use imap_next::{
 };
 use tokio::{
     net::TcpStream,
-    time::{timeout, Instant},
+    time::{sleep, Instant, Sleep},
 };
 use tokio_rustls::rustls::pki_types::ServerName;
 
@@ -117,12 +122,27 @@ async fn within<T>(
     step: &'static str,
     fut: impl std::future::Future<Output = Result<T, MailboxError>>,
 ) -> Result<T, MailboxError> {
-    timeout(limit, fut)
-        .await
-        .unwrap_or(Err(MailboxError::Timeout {
-            step,
-            millis: limit.as_millis(),
-        }))
+    // Most responses of a FETCH are buffered already: the timer is armed
+    // only when one is not (reading the clock and arming a timer for every
+    // response took more than decoding it).
+    let mut fut = pin!(fut);
+    let mut timer = pin!(None::<Sleep>);
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = fut.as_mut().poll(cx) {
+            return Poll::Ready(done);
+        }
+        if timer.is_none() {
+            timer.set(Some(sleep(limit)));
+        }
+        match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(MailboxError::Timeout {
+                step,
+                millis: limit.as_millis(),
+            })),
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Compact UID set text: `1:5,7,9:12`.
