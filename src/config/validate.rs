@@ -198,14 +198,21 @@ pub struct MailboxConfig {
 }
 
 impl MailboxConfig {
-    /// Every address this mailbox sends or receives as, lower-cased.
-    pub fn own_addresses(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.aliases.iter().map(|a| a.to_lowercase()).collect();
-        all.extend(self.reply_to.iter().map(|a| a.to_lowercase()));
-        if self.username.contains('@') {
-            all.push(self.username.to_lowercase());
-        }
-        all
+    /// Whether `address` (lower-case) is one this mailbox sends or receives
+    /// as: an alias, a reply-to address or the username. Allocates nothing
+    /// for ASCII addresses (it runs for every message).
+    pub fn is_own_address(&self, address: &str) -> bool {
+        let same = |own: &str| match own.is_ascii() {
+            true => own.eq_ignore_ascii_case(address),
+            false => own.to_lowercase() == address,
+        };
+        let username = Some(self.username.as_str()).filter(|u| u.contains('@'));
+        self.aliases
+            .iter()
+            .chain(&self.reply_to)
+            .map(String::as_str)
+            .chain(username)
+            .any(same)
     }
 }
 

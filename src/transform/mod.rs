@@ -34,6 +34,18 @@ impl Head {
     }
 }
 
+impl From<MessageContent> for Head {
+    /// Moves the head's fields out of a content that is done with.
+    fn from(content: MessageContent) -> Self {
+        Self {
+            message_id: content.message_id,
+            subject: content.subject,
+            from: content.from,
+            raw_sha256: content.raw_sha256,
+        }
+    }
+}
+
 /// What the writer should do with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -83,7 +95,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
             head: Some(Head::of(&parsed.content)),
         })
     };
-    if !sender.is_empty() && mailbox.own_addresses().contains(&sender) {
+    if !sender.is_empty() && mailbox.is_own_address(&sender) {
         return reject(
             "mail_loop",
             format!("sent from the mailbox's own address {sender}; not turned into a ticket to avoid a loop"),
@@ -114,9 +126,10 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
         (Importance::High, "low" | "medium") => "high".to_owned(),
         (_, p) => p.to_owned(),
     };
+    let encoded = EncodedContent::of(&parsed.content);
     Decision::Accept {
-        head: Head::of(&parsed.content),
-        encoded: EncodedContent::of(&parsed.content),
+        head: Head::from(parsed.content),
+        encoded,
         replies_to: parsed.replies_to,
         priority,
     }
