@@ -103,7 +103,7 @@ fn every_corpus_message_decodes_as_expected() {
                 "ticket" | "reply",
             ) => {
                 // What the store will hold, read back.
-                let content: MessageContent = serde_json::from_str(encoded.json()).unwrap();
+                let content: MessageContent = serde_json::from_slice(encoded.json()).unwrap();
                 let seen = Seen {
                     subject: &content.subject,
                     from: serde_json::to_value(&content.from).unwrap(),

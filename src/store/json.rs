@@ -83,8 +83,8 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
-/// `content` as JSON, the same object serde would write for it.
-pub(super) fn content(content: &MessageContent) -> String {
+/// `content` as JSON (UTF-8), the same object serde would write for it.
+pub(super) fn content(content: &MessageContent) -> Vec<u8> {
     /// Every field but the bodies, serialised by serde.
     #[derive(Serialize)]
     struct Fields<'a> {
@@ -133,8 +133,7 @@ pub(super) fn content(content: &MessageContent) -> String {
         }
     }
     out.push(b'}');
-    // Built from &str pieces and ASCII punctuation: valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 /// An entry record as stored.
@@ -271,7 +270,7 @@ mod tests {
             raw_sha256: "00ff".into(),
             size: 42,
         };
-        let ours: serde_json::Value = serde_json::from_str(&super::content(&content)).unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&super::content(&content)).unwrap();
         assert_eq!(ours, serde_json::to_value(&content).unwrap());
         let without_bodies = MessageContent {
             text_body: None,
@@ -279,7 +278,7 @@ mod tests {
             ..content
         };
         let ours: serde_json::Value =
-            serde_json::from_str(&super::content(&without_bodies)).unwrap();
+            serde_json::from_slice(&super::content(&without_bodies)).unwrap();
         assert_eq!(ours, serde_json::to_value(&without_bodies).unwrap());
     }
 }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -181,18 +183,19 @@ pub struct Entry<C = MessageContent> {
 
 /// A message's content encoded once, as an [`Entry`] stores it: by the
 /// parser threads, in parallel, so the writer's serial commit only copies
-/// it. Cloning shares it.
+/// it. Cloning shares it; making it neither copies nor re-validates the
+/// encoded bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedContent(Arc<str>);
+pub struct EncodedContent(Bytes);
 
 impl EncodedContent {
     /// Encodes `content`.
     pub fn of(content: &MessageContent) -> Self {
-        Self(Arc::from(super::json::content(content)))
+        Self(Bytes::from(super::json::content(content)))
     }
 
-    /// The encoded JSON.
-    pub fn json(&self) -> &str {
+    /// The encoded JSON (UTF-8).
+    pub fn json(&self) -> &[u8] {
         &self.0
     }
 }

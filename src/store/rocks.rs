@@ -268,7 +268,7 @@ impl Store for RocksStore {
         let entry_at: Vec<BlobRef> = b
             .entries
             .iter()
-            .map(|e| place(e.content.json().as_bytes()))
+            .map(|e| place(e.content.json()))
             .collect::<Result<_, _>>()?;
         let blob_at: Vec<BlobRef> = b
             .blobs
