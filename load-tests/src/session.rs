@@ -652,6 +652,8 @@ fn matches(key: &SearchKey<'_>, n: u32, stored: &Stored, largest: u32) -> Option
         SearchKey::Since(date) => day >= *date.as_ref(),
         SearchKey::Before(date) => day < *date.as_ref(),
         SearchKey::On(date) => day == *date.as_ref(),
+        SearchKey::Larger(size) => stored.size > *size,
+        SearchKey::Smaller(size) => stored.size < *size,
         SearchKey::Not(key) => !matches(key, n, stored, largest)?,
         SearchKey::And(keys) => {
             let mut all = true;

@@ -509,15 +509,41 @@ impl Imap {
         after: u32,
         since: Option<NaiveDate>,
     ) -> Result<Vec<u32>, MailboxError> {
+        let since = match since {
+            Some(date) => Some(SearchKey::Since(
+                imap_next::imap_types::datetime::NaiveDate::try_from(date)
+                    .map_err(|_| MailboxError::Protocol(format!("date {date} cannot be sent")))?,
+            )),
+            None => None,
+        };
+        let uids = self.search_above(after, since).await?;
+        // The answer covers every message the server had announced.
+        self.mail_since_search = false;
+        Ok(uids)
+    }
+
+    /// UIDs above `after` of messages larger than `limit` bytes, ascending:
+    /// one SEARCH instead of a size per message.
+    pub async fn search_larger(
+        &mut self,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<u32>, MailboxError> {
+        self.search_above(after, Some(SearchKey::Larger(limit)))
+            .await
+    }
+
+    /// `UID SEARCH UID after+1:* [key]`, ascending and above `after`.
+    async fn search_above(
+        &mut self,
+        after: u32,
+        key: Option<SearchKey<'static>>,
+    ) -> Result<Vec<u32>, MailboxError> {
         let mut keys = vec![SearchKey::Uid(sequence(&format!(
             "{}:*",
             after.saturating_add(1)
         ))?)];
-        if let Some(date) = since {
-            let date = imap_next::imap_types::datetime::NaiveDate::try_from(date)
-                .map_err(|_| MailboxError::Protocol(format!("date {date} cannot be sent")))?;
-            keys.push(SearchKey::Since(date));
-        }
+        keys.extend(key);
         let criteria =
             Vec1::try_from(keys).map_err(|_| MailboxError::Protocol("empty search".into()))?;
         let mut uids = Vec::new();
@@ -526,8 +552,6 @@ impl Imap {
                 uids.extend(found.iter().map(|u| u.get()));
             }
         }
-        // The answer covers every message the server had announced.
-        self.mail_since_search = false;
         // `N:*` matches the highest UID even when it is below N.
         uids.retain(|u| *u > after);
         uids.sort_unstable();

@@ -277,17 +277,28 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
     let cfg = out.ctx.mailbox.clone();
     let limit = out.ctx.pipeline.max_message_bytes;
     let uids = imap.search(*last, cfg.sync_start_date).await?;
+    // Messages too large to download, found by one SEARCH (a size per
+    // message cost more than the rest of its receipt); only theirs are
+    // fetched, for the rejection record.
+    let too_large = match uids.is_empty() {
+        true => Vec::new(),
+        false => imap.search_larger(*last, limit).await?,
+    };
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
             out.flush();
             return Ok(false);
         }
-        let sizes = imap.sizes(chunk).await?;
-        let (small, large): (Vec<_>, Vec<_>) = sizes.into_iter().partition(|(_, s)| *s <= limit);
-        let mut large = large.into_iter().peekable();
+        let (large, small): (Vec<u32>, Vec<u32>) = chunk
+            .iter()
+            .partition(|u| too_large.binary_search(u).is_ok());
+        let sizes = match large.is_empty() {
+            true => Vec::new(),
+            false => imap.sizes(&large).await?,
+        };
+        let mut large = sizes.into_iter().peekable();
         if !small.is_empty() {
-            let uids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
-            let tag = imap.fetch_bodies(&uids)?;
+            let tag = imap.fetch_bodies(&small)?;
             while let Some((uid, raw)) = next_body(imap, out, &tag).await? {
                 while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
                     out.push(u, Body::TooLarge { size, limit }).await;
