@@ -172,12 +172,17 @@ fn uid_fetch(set: &str, items: Vec<MessageDataItemName<'static>>) -> CommandBody
 }
 
 fn uid_search(set: &str) -> CommandBody<'static> {
-    let key = SearchKey::Uid(SequenceSet::try_from(set).unwrap());
-    CommandBody::search(None, vec![key].try_into().unwrap(), true)
+    uid_search_with(set, None)
+}
+
+fn uid_search_with(set: &str, key: Option<SearchKey<'static>>) -> CommandBody<'static> {
+    let mut keys = vec![SearchKey::Uid(SequenceSet::try_from(set).unwrap())];
+    keys.extend(key);
+    CommandBody::search(None, keys.try_into().unwrap(), true)
 }
 
 /// mailgate's conversation: capabilities, login, SELECT, catch-up (search
-/// above a checkpoint, sizes, bodies), IDLE woken by new mail, NOOP, a
+/// above a checkpoint, the too-large ones, sizes, bodies), IDLE woken by new mail, NOOP, a
 /// missing folder, a wrong password, LOGOUT.
 async fn conversation(port: u16, password: &str, deliver: impl Fn(&[u8])) -> Vec<String> {
     let mut t = Transcript::connect(port).await;
@@ -187,6 +192,11 @@ async fn conversation(port: u16, password: &str, deliver: impl Fn(&[u8])) -> Vec
     t.run(CommandBody::select("INBOX").unwrap()).await;
     t.run(uid_search("2:*")).await;
     t.run(uid_search("9:*")).await;
+    // Every message is larger than 1 byte, none than 1 MB.
+    t.run(uid_search_with("2:*", Some(SearchKey::Larger(1))))
+        .await;
+    t.run(uid_search_with("1:*", Some(SearchKey::Larger(1_000_000))))
+        .await;
     t.run(uid_fetch(
         "1:3",
         vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size],
