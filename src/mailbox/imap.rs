@@ -613,25 +613,9 @@ impl Imap {
         tag: &Tag<'static>,
     ) -> Result<Option<(u32, Vec<u8>)>, MailboxError> {
         while let Some(data) = self.next_data(tag).await? {
-            if let Data::Fetch { items, .. } = data {
-                let (mut uid, mut raw) = (None, None);
-                for item in items.into_iter() {
-                    match item {
-                        MessageDataItem::Uid(u) => uid = Some(u.get()),
-                        MessageDataItem::BodyExt { data, .. } => {
-                            raw = Some(
-                                data.0
-                                    .map(|s| s.into_inner().into_owned())
-                                    .unwrap_or_default(),
-                            )
-                        }
-                        _ => {}
-                    }
-                }
-                // Unsolicited FETCH responses (flag changes) carry no body.
-                if let (Some(u), Some(r)) = (uid, raw) {
-                    return Ok(Some((u, r)));
-                }
+            // Unsolicited FETCH responses (flag changes) carry no body.
+            if let Some(body) = body_of(data) {
+                return Ok(Some(body));
             }
         }
         Ok(None)
@@ -726,9 +710,60 @@ impl Imap {
     }
 }
 
+/// (UID, raw message) of a FETCH response that carries a body.
+fn body_of(data: Data<'static>) -> Option<(u32, Vec<u8>)> {
+    let Data::Fetch { items, .. } = data else {
+        return None;
+    };
+    let (mut uid, mut raw) = (None, None);
+    for item in items.into_iter() {
+        match item {
+            MessageDataItem::Uid(u) => uid = Some(u.get()),
+            MessageDataItem::BodyExt { data, .. } => {
+                raw = Some(
+                    data.0
+                        .map(|s| s.into_inner().into_owned())
+                        .unwrap_or_default(),
+                )
+            }
+            _ => {}
+        }
+    }
+    Some((uid?, raw?))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::uid_set;
+    use imap_codec::{decode::Decoder, ResponseCodec};
+    use imap_next::imap_types::{response::Response, IntoStatic};
+
+    use super::{body_of, uid_set};
+
+    /// The body FETCH shapes servers send (vendored imap-codec decodes the
+    /// two common ones on a fast path) and others, through the decoder the
+    /// client uses.
+    #[test]
+    fn bodies_are_read_from_every_fetch_shape() {
+        let body = |input: &[u8]| match ResponseCodec::default().decode(input) {
+            Ok(([], Response::Data(data))) => body_of(data.into_static()),
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        };
+        let hello = Some((42, b"hello".to_vec()));
+        for input in [
+            &b"* 7 FETCH (UID 42 BODY[] {5}\r\nhello)\r\n"[..],
+            b"* 7 FETCH (BODY[] {5}\r\nhello UID 42)\r\n",
+            b"* 07 FETCH (UID 42 BODY[] {5}\r\nhello)\r\n",
+            b"* 7 fetch (uid 42 body[] {5}\r\nhello)\r\n",
+            b"* 7 FETCH (UID 42 RFC822.SIZE 5 BODY[] {5}\r\nhello FLAGS (\\Seen))\r\n",
+        ] {
+            assert_eq!(body(input), hello);
+        }
+        assert_eq!(body(b"* 7 FETCH (UID 42 FLAGS ())\r\n"), None);
+        // A NUL in the literal is refused, fast path or not.
+        assert!(ResponseCodec::default()
+            .decode(b"* 7 FETCH (UID 42 BODY[] {5}\r\nhel\0o)\r\n")
+            .is_err());
+    }
 
     #[test]
     fn uid_sets_are_compact() {

@@ -1,5 +1,7 @@
 pub mod decode;
 pub mod encode;
+// mailgate patch: see the module.
+mod fetch_body;
 
 /// Codec for greetings.
 #[derive(Clone, Debug, Default, PartialEq)]

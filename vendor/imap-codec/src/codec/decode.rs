@@ -351,6 +351,11 @@ impl Decoder for ResponseCodec {
         &self,
         input: &'a [u8],
     ) -> Result<(&'a [u8], Self::Message<'a>), Self::Error<'static>> {
+        // mailgate patch: a message body's FETCH response, the one response
+        // every fetched message comes in, without the general grammar.
+        if let Some(decoded) = super::fetch_body::fetch_body(input) {
+            return Ok(decoded);
+        }
         match response(input) {
             Ok((rem, rsp)) => Ok((rem, rsp)),
             Err(nom::Err::Incomplete(_)) => Err(ResponseDecodeError::Incomplete),
