@@ -197,7 +197,7 @@ impl Farm {
         Some(self.render(user, uid, &self.stored(user, uid)?))
     }
 
-    fn stored(&self, user: u32, uid: u32) -> Option<Stored> {
+    pub(crate) fn stored(&self, user: u32, uid: u32) -> Option<Stored> {
         let index = usize::try_from(uid.checked_sub(1)?).ok()?;
         self.mailboxes
             .get(usize::try_from(user.checked_sub(1)?).ok()?)?
@@ -254,9 +254,17 @@ impl Farm {
 
     /// The bytes of a stored message.
     pub(crate) fn render(&self, user: u32, uid: u32, stored: &Stored) -> Vec<u8> {
+        let mut out = Vec::with_capacity(stored.size as usize);
+        self.render_into(&mut out, user, uid, stored);
+        out
+    }
+
+    /// [`render`](Self::render), appended to `out`: `stored.size` bytes.
+    pub(crate) fn render_into(&self, out: &mut Vec<u8>, user: u32, uid: u32, stored: &Stored) {
         match &stored.raw {
-            Some(raw) => raw.to_vec(),
-            None => message::render(
+            Some(raw) => out.extend_from_slice(raw),
+            None => message::render_into(
+                out,
                 self.uidvalidity,
                 user,
                 uid,

@@ -6,7 +6,7 @@
 //! the attachment random base64 (≈ 4:3, as an encoded PDF or image), so
 //! the store's compression is measured on realistic input.
 
-use std::sync::OnceLock;
+use std::{io::Write, sync::OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -60,19 +60,38 @@ pub fn parse_subject(subject: &str) -> Option<(u32, u32)> {
 /// bytes (at least [`MIN_SIZE`]); also the benches' sample of farm mail.
 pub fn render(uidvalidity: u32, user: u32, uid: u32, size: usize, date: DateTime<Utc>) -> Vec<u8> {
     let mut out = Vec::with_capacity(size.max(512));
-    let id = message_id(uidvalidity, user, uid);
-    let date = date.to_rfc2822();
+    render_into(&mut out, uidvalidity, user, uid, size, date);
+    out
+}
+
+/// [`render`], appended to `out` (the farm writes it straight into a FETCH
+/// response).
+pub(crate) fn render_into(
+    out: &mut Vec<u8>,
+    uidvalidity: u32,
+    user: u32,
+    uid: u32,
+    size: usize,
+    date: DateTime<Utc>,
+) {
+    // Where the message ends in `out`.
+    let end = out.len() + size;
     let sender = uid % 997;
-    let head = format!(
-        "Message-ID: {id}\r\nDate: {date}\r\nFrom: \"Customer {sender}\" <customer{sender}@example.com>\r\n\
-         To: user{user}@farm.invalid\r\nSubject: Order {uid} for user{user} needs help\r\nMIME-Version: 1.0\r\n"
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "Message-ID: {}\r\nDate: {}\r\n\
+         From: \"Customer {sender}\" <customer{sender}@example.com>\r\n\
+         To: user{user}@farm.invalid\r\nSubject: Order {uid} for user{user} needs help\r\n\
+         MIME-Version: 1.0\r\n",
+        message_id(uidvalidity, user, uid),
+        date.to_rfc2822()
     );
-    out.extend_from_slice(head.as_bytes());
     // Where in the pool this message's body starts.
     let start = Draw(seed(uidvalidity, user, uid)).next();
     if size < ATTACHMENT_FROM {
         out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n\r\n");
-        fill(&mut out, size, &pools().text, start);
+        fill(out, end, &pools().text, start);
     } else {
         out.extend_from_slice(
             b"Content-Type: multipart/mixed; boundary=\"farm-boundary\"\r\n\r\n\
@@ -84,14 +103,13 @@ pub fn render(uidvalidity: u32, user: u32, uid: u32, size: usize, date: DateTime
         );
         let closing = b"\r\n--farm-boundary--\r\n";
         fill(
-            &mut out,
-            size.saturating_sub(closing.len()),
+            out,
+            end.saturating_sub(closing.len()),
             &pools().base64,
             start,
         );
         out.extend_from_slice(closing);
     }
-    out
 }
 
 /// Generated text and base64, made once: a message copies its body from

@@ -146,6 +146,17 @@ impl Server {
         handle
     }
 
+    /// mailgate patch: enqueues `bytes`, one complete response the caller
+    /// encoded itself (the load tests' mail farm writes FETCH responses
+    /// straight from its message generator). Nothing checks them: they go
+    /// out as given, in order with the other responses, and
+    /// [`Event::EncodedResponseSent`] reports them written.
+    pub fn enqueue_encoded(&mut self, bytes: Vec<u8>) -> ResponseHandle {
+        let handle = self.handle_generator.generate();
+        self.send_state.enqueue_encoded(handle, bytes);
+        handle
+    }
+
     /// Enqueues the [`Status`] response for being sent to the client.
     ///
     /// The response is not sent immediately but during one of the next calls of
@@ -187,6 +198,9 @@ impl Server {
             })) => {
                 // A response was sucessfully sent, inform the caller
                 Ok(Some(Event::ResponseSent { handle, response }))
+            }
+            Ok(Some(ServerSendEvent::Encoded { handle })) => {
+                Ok(Some(Event::EncodedResponseSent { handle }))
             }
             Ok(Some(ServerSendEvent::Response { handle: None, .. })) => {
                 // An internally created response was sent, don't inform the caller
@@ -491,6 +505,12 @@ pub enum Event {
         handle: ResponseHandle,
         /// Formerly enqueued [`Response`] that was now sent.
         response: Response<'static>,
+    },
+    /// mailgate patch: a response enqueued with [`Server::enqueue_encoded`]
+    /// was sent.
+    EncodedResponseSent {
+        /// Its handle.
+        handle: ResponseHandle,
     },
     /// Command received.
     CommandReceived {

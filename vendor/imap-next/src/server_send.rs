@@ -45,6 +45,12 @@ impl ServerSendState {
             .push_back(QueuedMessage::Response { handle, response });
     }
 
+    /// mailgate patch: enqueues a response the caller encoded itself.
+    pub fn enqueue_encoded(&mut self, handle: ResponseHandle, bytes: Vec<u8>) {
+        self.queued_messages
+            .push_back(QueuedMessage::Encoded { handle, bytes });
+    }
+
     pub fn next(&mut self) -> Result<Option<ServerSendEvent>, Interrupt<Infallible>> {
         match self.current_message.take() {
             Some(current_message) => {
@@ -54,6 +60,7 @@ impl ServerSendState {
                     CurrentMessage::Response { handle, response } => {
                         ServerSendEvent::Response { handle, response }
                     }
+                    CurrentMessage::Encoded { handle } => ServerSendEvent::Encoded { handle },
                 };
                 Ok(Some(event))
             }
@@ -91,6 +98,11 @@ enum QueuedMessage {
         handle: Option<ResponseHandle>,
         response: Response<'static>,
     },
+    // mailgate patch: a response encoded by the caller.
+    Encoded {
+        handle: ResponseHandle,
+        bytes: Vec<u8>,
+    },
 }
 
 impl QueuedMessage {
@@ -110,6 +122,11 @@ impl QueuedMessage {
                 let encoded = response_codec.encode(&response);
                 push_encoded_to_buffer(write_buffer, encoded);
                 CurrentMessage::Response { handle, response }
+            }
+            QueuedMessage::Encoded { handle, bytes } => {
+                // The buffer is empty here: the bytes become it, uncopied.
+                *write_buffer = bytes;
+                CurrentMessage::Encoded { handle }
             }
         }
     }
@@ -150,6 +167,10 @@ enum CurrentMessage {
         handle: Option<ResponseHandle>,
         response: Response<'static>,
     },
+    // mailgate patch: a response encoded by the caller.
+    Encoded {
+        handle: ResponseHandle,
+    },
 }
 
 /// Message was sent.
@@ -160,5 +181,9 @@ pub enum ServerSendEvent {
     Response {
         handle: Option<ResponseHandle>,
         response: Response<'static>,
+    },
+    // mailgate patch: a response encoded by the caller.
+    Encoded {
+        handle: ResponseHandle,
     },
 }
