@@ -151,8 +151,8 @@ fn ids(v: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-/// The headers that mark importance and automatic replies, in the order
-/// of [`Marks`]' slots.
+/// The headers that mark importance and automatic replies; a [`Mark`]
+/// names one by its index here.
 const MARKING: [&str; 8] = [
     "Importance",
     "X-MSMail-Priority",
@@ -163,6 +163,19 @@ const MARKING: [&str; 8] = [
     "X-Auto-Response-Suppress",
     "Precedence",
 ];
+
+/// One of the [`MARKING`] headers.
+#[derive(Clone, Copy)]
+enum Mark {
+    Importance,
+    MsMailPriority,
+    XPriority,
+    AutoSubmitted,
+    XAutoreply,
+    XAutorespond,
+    XAutoResponseSuppress,
+    Precedence,
+}
 
 /// The trimmed raw values of the [`MARKING`] headers (the last of repeated
 /// ones), found in one pass over the header block: looked up one by one,
@@ -184,22 +197,21 @@ impl<'a> Marks<'a> {
         Self(found)
     }
 
-    fn get(&self, name: &str) -> Option<&'a str> {
-        let i = MARKING.iter().position(|m| *m == name)?;
-        self.0[i]
+    fn get(&self, mark: Mark) -> Option<&'a str> {
+        self.0[mark as usize]
     }
 
     fn importance(&self) -> Importance {
         let marked = self
-            .get("Importance")
-            .or_else(|| self.get("X-MSMail-Priority"))
+            .get(Mark::Importance)
+            .or_else(|| self.get(Mark::MsMailPriority))
             .map(str::to_ascii_lowercase);
         match marked.as_deref() {
             Some("high") => return Importance::High,
             Some("low") => return Importance::Low,
             _ => {}
         }
-        match self.get("X-Priority").and_then(|p| p.chars().next()) {
+        match self.get(Mark::XPriority).and_then(|p| p.chars().next()) {
             Some('1' | '2') => Importance::High,
             Some('4' | '5') => Importance::Low,
             _ => Importance::Normal,
@@ -208,19 +220,24 @@ impl<'a> Marks<'a> {
 
     /// RFC 3834 and the de-facto headers of Exchange and common autoresponders.
     fn auto_reply(&self) -> Option<String> {
-        if let Some(v) = self.get("Auto-Submitted") {
+        if let Some(v) = self.get(Mark::AutoSubmitted) {
             if !v.eq_ignore_ascii_case("no") {
                 return Some(format!("Auto-Submitted: {v}"));
             }
         }
-        for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"] {
-            if let Some(v) = self.get(h) {
-                if h != "X-Auto-Response-Suppress" || v.to_ascii_lowercase().contains("all") {
-                    return Some(format!("{h}: {v}"));
+        for mark in [
+            Mark::XAutoreply,
+            Mark::XAutorespond,
+            Mark::XAutoResponseSuppress,
+        ] {
+            if let Some(v) = self.get(mark) {
+                let suppress = matches!(mark, Mark::XAutoResponseSuppress);
+                if !suppress || v.to_ascii_lowercase().contains("all") {
+                    return Some(format!("{}: {v}", MARKING[mark as usize]));
                 }
             }
         }
-        if let Some(v) = self.get("Precedence") {
+        if let Some(v) = self.get(Mark::Precedence) {
             if ["auto_reply", "bulk", "junk", "list"].contains(&v.to_ascii_lowercase().as_str()) {
                 return Some(format!("Precedence: {v}"));
             }
