@@ -41,9 +41,13 @@ pub type Ack = (Recipient<Committed>, Committed);
 
 /// A folder: mailbox id and folder name, shared with the messages' sources.
 type FolderKey = (Arc<str>, Arc<str>);
+/// A folder key borrowed from the jobs of one batch (no reference counting
+/// per message).
+type FolderRef<'a> = (&'a Arc<str>, &'a Arc<str>);
 
 /// A folder at one UIDVALIDITY.
 type UidSpaceKey = (Arc<str>, Arc<str>, u32);
+type UidSpaceRef<'a> = (&'a Arc<str>, &'a Arc<str>, u32);
 
 /// What a batch stages until its commit is confirmed.
 struct Staged {
@@ -89,16 +93,17 @@ impl BatchBuilder {
 
     /// The staged watermark of `src`'s folder, starting from the confirmed
     /// one (or the stored checkpoint) the first time the batch meets it.
-    fn watermark<'a>(
+    fn watermark<'a, 'j>(
         &self,
         store: &dyn Store,
-        staged: &'a mut HashMap<FolderKey, Watermark>,
-        src: &Source,
+        staged: &'a mut HashMap<FolderRef<'j>, Watermark>,
+        src: &'j Source,
     ) -> Result<&'a mut Watermark, StoreError> {
         stage(
             staged,
-            (src.mailbox.clone(), src.folder.clone()),
+            (&src.mailbox, &src.folder),
             &self.marks,
+            |&(m, f)| (m.clone(), f.clone()),
             || {
                 Ok(match store.checkpoint(&src.mailbox, &src.folder)? {
                     Some(cp) => Watermark::new(cp.uidvalidity, cp.uid),
@@ -112,16 +117,17 @@ impl BatchBuilder {
     /// UIDVALIDITY, starting from the confirmed one (or the store's) the
     /// first time the batch meets it. `src` may be a replay only if its UID
     /// is not above it.
-    fn highest<'a>(
+    fn highest<'a, 'j>(
         &self,
         store: &dyn Store,
-        staged: &'a mut HashMap<UidSpaceKey, u32>,
-        src: &Source,
+        staged: &'a mut HashMap<UidSpaceRef<'j>, u32>,
+        src: &'j Source,
     ) -> Result<&'a mut u32, StoreError> {
         stage(
             staged,
-            (src.mailbox.clone(), src.folder.clone(), src.uidvalidity),
+            (&src.mailbox, &src.folder, src.uidvalidity),
             &self.highest,
+            |&(m, f, v)| (m.clone(), f.clone(), v),
             || {
                 Ok(store
                     .highest_outcome_uid(&src.mailbox, &src.folder, src.uidvalidity)?
@@ -145,15 +151,15 @@ impl BatchBuilder {
         let mut seen: HashSet<&Source> = HashSet::with_capacity(jobs.len());
         let mut msgids: HashMap<&str, u64> = HashMap::with_capacity(jobs.len());
         let mut tickets: HashMap<u64, Ticket> = HashMap::with_capacity(jobs.len());
-        let mut recipients: HashMap<(&str, &str), &Recipient<Committed>> = HashMap::new();
-        let mut highest: HashMap<UidSpaceKey, u32> = HashMap::new();
+        let mut recipients: HashMap<FolderRef, &Recipient<Committed>> = HashMap::new();
+        let mut highest: HashMap<UidSpaceRef, u32> = HashMap::new();
 
         for job in jobs {
             let f = &job.fetched;
             let src = &f.source;
             self.watermark(store, &mut marks, src)?
                 .commit(src.uidvalidity, f.after, src.uid);
-            recipients.insert((&*src.mailbox, &*src.folder), &f.committed);
+            recipients.insert((&src.mailbox, &src.folder), &f.committed);
             if !seen.insert(src) {
                 counts.replays += 1;
                 continue;
@@ -298,7 +304,8 @@ impl BatchBuilder {
 
         let mut acks = Vec::new();
         let mut staged = HashMap::with_capacity(marks.len());
-        for (key, mark) in marks {
+        for (folder_ref, mark) in marks {
+            let key: FolderKey = (folder_ref.0.clone(), folder_ref.1.clone());
             let before = self.marks.get(&key).map(|m| (m.uidvalidity(), m.uid()));
             if before != Some((mark.uidvalidity(), mark.uid())) && mark.uid() != 0 {
                 let (mailbox, folder) = (key.0.to_string(), key.1.to_string());
@@ -310,7 +317,7 @@ impl BatchBuilder {
                 batch
                     .checkpoints
                     .push((mailbox, folder.clone(), checkpoint));
-                if let Some(r) = recipients.get(&(&*key.0, &*key.1)) {
+                if let Some(r) = recipients.get(&folder_ref) {
                     acks.push((
                         (*r).clone(),
                         Committed {
@@ -328,25 +335,29 @@ impl BatchBuilder {
         self.staged = Some(Staged {
             counters: c,
             marks: staged,
-            highest,
+            highest: highest
+                .into_iter()
+                .map(|((m, f, v), h)| ((m.clone(), f.clone(), v), h))
+                .collect(),
         });
         Ok((batch, acks, counts))
     }
 }
 
 /// The value a batch stages under `key`: already staged, or a copy of the
-/// confirmed one, or `load()`ed from the store the first time the batch
-/// meets the key.
-fn stage<'a, K: Hash + Eq, V: Clone>(
+/// confirmed one (found under `owned(key)`), or `load()`ed from the store
+/// the first time the batch meets the key.
+fn stage<'a, K: Hash + Eq, O: Hash + Eq, V: Clone>(
     staged: &'a mut HashMap<K, V>,
     key: K,
-    confirmed: &HashMap<K, V>,
+    confirmed: &HashMap<O, V>,
+    owned: impl FnOnce(&K) -> O,
     load: impl FnOnce() -> Result<V, StoreError>,
 ) -> Result<&'a mut V, StoreError> {
     match staged.entry(key) {
         Entry::Occupied(e) => Ok(e.into_mut()),
         Entry::Vacant(e) => {
-            let value = match confirmed.get(e.key()) {
+            let value = match confirmed.get(&owned(e.key())) {
                 Some(v) => v.clone(),
                 None => load()?,
             };
