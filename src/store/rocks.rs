@@ -282,25 +282,46 @@ impl Store for RocksStore {
         // encoded here; the WriteBatch is written only after both.
         std::thread::scope(|scope| {
             let synced = scope.spawn(move || segments.sync());
-            let tickets = cf(TICKETS);
-            for t in &b.tickets {
-                records.put(tickets, &t.id.to_be_bytes(), t);
+            // Each family's records go in key order: the memtable's skip
+            // list then inserts from where the last insert left off instead
+            // of searching from the top (Message-IDs, UIDs of many mailboxes
+            // and content hashes come in no order).
+            let mut tickets: Vec<&Ticket> = b.tickets.iter().collect();
+            tickets.sort_unstable_by_key(|t| t.id);
+            let family = cf(TICKETS);
+            for t in tickets {
+                records.put(family, &t.id.to_be_bytes(), t);
             }
             let entries = cf(ENTRIES);
             for (e, at) in b.entries.iter().zip(entry_at) {
                 records.entry(entries, &entry_key(e.ticket, e.seq), e, at);
             }
+            let mut msgids: Vec<&(String, u64)> = b.message_ids.iter().collect();
+            msgids.sort_by(|x, y| x.0.cmp(&y.0));
             let msgid = cf(MSGID);
-            for (mid, ticket) in &b.message_ids {
+            for (mid, ticket) in msgids {
                 records.raw(msgid, mid.as_bytes(), &ticket.to_be_bytes());
             }
+            let mut outcomes: Vec<(Vec<u8>, &Outcome)> = b
+                .outcomes
+                .iter()
+                .map(|(src, o)| (uid_key(src), o))
+                .collect();
+            outcomes.sort_by(|x, y| x.0.cmp(&y.0));
             let uids = cf(UIDS);
-            for (src, outcome) in &b.outcomes {
-                records.put(uids, &uid_key(src), outcome);
+            for (key, outcome) in outcomes {
+                records.put(uids, &key, outcome);
             }
-            let refs = cf(BLOB_REFS);
-            for ((hash, _), at) in b.blobs.iter().zip(blob_at) {
-                records.put(refs, hash.as_bytes(), &at);
+            let mut refs: Vec<(&str, BlobRef)> = b
+                .blobs
+                .iter()
+                .map(|(hash, _)| hash.as_str())
+                .zip(blob_at)
+                .collect();
+            refs.sort_by(|x, y| x.0.cmp(y.0));
+            let family = cf(BLOB_REFS);
+            for (hash, at) in refs {
+                records.put(family, hash.as_bytes(), &at);
             }
             records.put(cf(META), SEGMENTS_KEY, &head);
             let rejections = cf(REJECTIONS);

@@ -5,6 +5,7 @@
 //! commits never stall mailbox IO.
 
 mod batch;
+mod release;
 mod watermark;
 
 use std::{sync::Arc, time::Duration, time::Instant};
@@ -13,6 +14,7 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use tokio::sync::watch;
 
 pub use batch::{BatchBuilder, BatchCounts};
+use release::Release;
 pub use watermark::Watermark;
 
 use crate::{
@@ -58,7 +60,7 @@ pub struct WriteJob {
 pub struct WriteJobs {
     /// The messages, in the order they were fetched.
     pub jobs: Vec<WriteJob>,
-    /// Their slots on the edge, freed after the commit.
+    /// Their slots on the edge, freed once they are committed and freed.
     pub slot: Slot,
 }
 
@@ -74,6 +76,8 @@ pub struct Writer {
     pending: Vec<WriteJob>,
     /// The edge slots of `pending`, freed once it is committed.
     pending_slots: Vec<Slot>,
+    /// Frees committed batches, and then their slots.
+    release: Release,
     max_batch: usize,
     flush_scheduled: bool,
     /// Counts commits, so change-feed readers can wait for the next one.
@@ -97,6 +101,7 @@ impl Writer {
             store,
             pending: Vec::new(),
             pending_slots: Vec::new(),
+            release: Release::spawn(),
             max_batch,
             flush_scheduled: false,
             commits,
@@ -133,8 +138,11 @@ impl Writer {
                 for (recipient, committed) in acks {
                     recipient.do_send(committed);
                 }
-                self.pending.clear();
-                self.pending_slots.clear();
+                let (jobs, slots) = (
+                    std::mem::take(&mut self.pending),
+                    std::mem::take(&mut self.pending_slots),
+                );
+                self.pending = self.release.retire(jobs, slots);
                 self.commits.send_modify(|n| *n += 1);
             }
             Err(e) => {
