@@ -233,9 +233,20 @@ fn checkpoint_key(mailbox: &str, folder: &str) -> Vec<u8> {
 }
 
 fn uid_key(s: &Source) -> Vec<u8> {
-    let mut k = uidvalidity_prefix(&s.mailbox, &s.folder, s.uidvalidity);
-    k.extend(s.uid.to_be_bytes());
+    let mut k = Vec::new();
+    write_uid_key(&mut k, s);
     k
+}
+
+/// [`uid_key`] written into `out` (the commit reuses one buffer).
+fn write_uid_key(out: &mut Vec<u8>, s: &Source) {
+    out.clear();
+    out.extend_from_slice(s.mailbox.as_bytes());
+    out.push(0);
+    out.extend_from_slice(s.folder.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&s.uidvalidity.to_be_bytes());
+    out.extend_from_slice(&s.uid.to_be_bytes());
 }
 
 /// The `uids` keys of one folder at one UIDVALIDITY start with this.
@@ -246,8 +257,11 @@ fn uidvalidity_prefix(mailbox: &str, folder: &str, uidvalidity: u32) -> Vec<u8> 
     k
 }
 
-fn entry_key(ticket: u64, seq: u32) -> Vec<u8> {
-    [&ticket.to_be_bytes()[..], &seq.to_be_bytes()[..]].concat()
+fn entry_key(ticket: u64, seq: u32) -> [u8; 12] {
+    let mut k = [0; 12];
+    k[..8].copy_from_slice(&ticket.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
 }
 
 impl Store for RocksStore {
@@ -297,28 +311,38 @@ impl Store for RocksStore {
                 records.entry(entries, &entry_key(e.ticket, e.seq), e, at);
             }
             let mut msgids: Vec<&(String, u64)> = b.message_ids.iter().collect();
-            msgids.sort_by(|x, y| x.0.cmp(&y.0));
+            msgids.sort_unstable_by(|x, y| x.0.cmp(&y.0));
             let msgid = cf(MSGID);
             for (mid, ticket) in msgids {
                 records.raw(msgid, mid.as_bytes(), &ticket.to_be_bytes());
             }
-            let mut outcomes: Vec<(Vec<u8>, &Outcome)> = b
-                .outcomes
-                .iter()
-                .map(|(src, o)| (uid_key(src), o))
-                .collect();
-            outcomes.sort_by(|x, y| x.0.cmp(&y.0));
+            // In the keys' order without building the keys first (mailbox
+            // ids and folder names hold no NUL, so comparing the fields
+            // compares the keys; any order would be correct, only slower).
+            let mut outcomes: Vec<&(Source, Outcome)> = b.outcomes.iter().collect();
+            outcomes.sort_unstable_by(|(x, _), (y, _)| {
+                (&x.mailbox, &x.folder, x.uidvalidity, x.uid).cmp(&(
+                    &y.mailbox,
+                    &y.folder,
+                    y.uidvalidity,
+                    y.uid,
+                ))
+            });
             let uids = cf(UIDS);
-            for (key, outcome) in outcomes {
+            let mut key = Vec::with_capacity(64);
+            for (src, outcome) in outcomes {
+                write_uid_key(&mut key, src);
                 records.put(uids, &key, outcome);
             }
+            // One content hash may come twice (a rejected copy): either
+            // place holds the same bytes.
             let mut refs: Vec<(&str, BlobRef)> = b
                 .blobs
                 .iter()
                 .map(|(hash, _)| hash.as_str())
                 .zip(blob_at)
                 .collect();
-            refs.sort_by(|x, y| x.0.cmp(y.0));
+            refs.sort_unstable_by(|x, y| x.0.cmp(y.0));
             let family = cf(BLOB_REFS);
             for (hash, at) in refs {
                 records.put(family, hash.as_bytes(), &at);
@@ -449,6 +473,22 @@ mod tests {
 
     use super::*;
     use crate::store::{EncodedContent, MessageContent, SCHEMA_VERSION};
+
+    #[test]
+    fn a_uid_key_is_its_folders_prefix_and_the_uid() {
+        let src = Source {
+            mailbox: "m1".into(),
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 0x0102_0304,
+        };
+        let mut key = b"left over".to_vec();
+        write_uid_key(&mut key, &src);
+        let prefix = uidvalidity_prefix("m1", "INBOX", 7);
+        assert_eq!(key[..prefix.len()], prefix[..]);
+        assert_eq!(key[prefix.len()..], [1, 2, 3, 4]);
+        assert_eq!(uid_key(&src), key);
+    }
 
     fn with_blob(sha: &str, raw: &'static [u8]) -> CommitBatch {
         CommitBatch {
