@@ -9,7 +9,9 @@
 //! - `group_commit`: one commit of N tickets: raw messages and entry
 //!   contents appended to a segment and synced, then one synced RocksDB
 //!   write batch with the tickets, entry records, indexes, change feed and
-//!   checkpoint (tickets/s; what the writer's commit can do).
+//!   checkpoints (tickets/s; what the writer's commit can do): from one
+//!   mailbox, and shaped as the burst scenario's batches (hand-overs of 32
+//!   from each of 1,000 mailboxes, the farm's Message-IDs).
 //!
 //! Run: `cargo bench --bench pipeline`
 
@@ -84,28 +86,61 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where the messages of a commit bench come from.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// One mailbox, consecutive UIDs, sequential Message-IDs.
+    OneMailbox,
+    /// As the burst scenario's writer sees them: hand-overs of 32
+    /// consecutive UIDs from each of 1,000 mailboxes in turn, the farm's
+    /// Message-IDs, a checkpoint per mailbox in the batch.
+    Mailboxes1000,
+}
+
+/// Messages one mailbox session hands over at once (`pipeline::HANDOFF_MESSAGES`).
+const HANDOFF: u64 = 32;
+const MAILBOXES: u64 = 1000;
+
 /// A batch of `n` new tickets as the writer builds it for 4 KiB messages,
-/// each a different farm message, as in a real backlog.
-fn batch(n: u64, start: u64) -> CommitBatch {
+/// each a different farm message, as in a real backlog: messages
+/// `start..start + n` of `shape`'s stream.
+fn batch(n: u64, start: u64, shape: Shape) -> CommitBatch {
     let now = Utc::now();
     let mut b = CommitBatch::default();
+    let mut checkpoints = std::collections::BTreeMap::new();
     for i in start..start + n {
-        let raw = Bytes::from(mailfarm::render_message(1, 1, i as u32, 4096, now));
+        // Mailbox number and UID of the stream's i-th message.
+        let (user, uid) = match shape {
+            Shape::OneMailbox => (0, i as u32),
+            Shape::Mailboxes1000 => {
+                let group = i / HANDOFF;
+                let uid = (group / MAILBOXES) * HANDOFF + i % HANDOFF + 1;
+                ((group % MAILBOXES) as u32, uid as u32)
+            }
+        };
+        let raw = Bytes::from(mailfarm::render_message(1, user, uid, 4096, now));
         let Ok(Parsed { mut content, .. }) = parse(&raw) else {
             panic!("farm messages parse")
         };
-        content.message_id = format!("{i}@bench");
+        let mailbox: String = match shape {
+            Shape::OneMailbox => {
+                content.message_id = format!("{i}@bench");
+                "m".into()
+            }
+            Shape::Mailboxes1000 => format!("user{user}"),
+        };
         let encoded = EncodedContent::of(&content);
         let source = Source {
-            mailbox: "m".into(),
+            mailbox: mailbox.as_str().into(),
             folder: "INBOX".into(),
             uidvalidity: 1,
-            uid: i as u32,
+            uid,
         };
+        checkpoints.insert(mailbox.clone(), uid);
         b.tickets.push(Ticket {
             v: SCHEMA_VERSION,
             id: i,
-            mailbox: "m".into(),
+            mailbox: mailbox.clone(),
             subject: content.subject.clone(),
             requester: content.from.clone(),
             priority: "medium".into(),
@@ -123,7 +158,7 @@ fn batch(n: u64, start: u64) -> CommitBatch {
         b.changes.push(Change {
             seq: i,
             ticket: i,
-            mailbox: "m".into(),
+            mailbox,
         });
         b.entries.push(NewEntry {
             v: SCHEMA_VERSION,
@@ -134,15 +169,14 @@ fn batch(n: u64, start: u64) -> CommitBatch {
             received_at: now,
         });
     }
-    b.checkpoints.push((
-        "m".into(),
-        "INBOX".into(),
-        Checkpoint {
+    for (mailbox, uid) in checkpoints {
+        let checkpoint = Checkpoint {
             v: SCHEMA_VERSION,
             uidvalidity: 1,
-            uid: (start + n) as u32,
-        },
-    ));
+            uid,
+        };
+        b.checkpoints.push((mailbox, "INBOX".into(), checkpoint));
+    }
     b.counters = Counters {
         ticket: start + n,
         change: start + n,
@@ -152,16 +186,26 @@ fn batch(n: u64, start: u64) -> CommitBatch {
 }
 
 fn group_commit(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path()).unwrap();
     let mut g = c.benchmark_group("group_commit");
-    for n in [100u64, 500] {
+    for (n, shape, name) in [
+        (100u64, Shape::OneMailbox, "100_tickets_4KiB_synced"),
+        (500, Shape::OneMailbox, "500_tickets_4KiB_synced"),
+        (
+            500,
+            Shape::Mailboxes1000,
+            "500_tickets_4KiB_synced_1000_mailboxes",
+        ),
+    ] {
+        // A store of its own for each, so each starts empty.
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap();
+        // UIDs and ticket ids start at 1.
         let mut next = 1;
         g.throughput(Throughput::Elements(n));
-        g.bench_function(format!("{n}_tickets_4KiB_synced"), |b| {
+        g.bench_function(name, |b| {
             b.iter_batched(
                 || {
-                    let built = batch(n, next);
+                    let built = batch(n, next, shape);
                     next += n;
                     built
                 },
