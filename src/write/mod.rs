@@ -2,7 +2,7 @@
 //! write batch (tickets, entries, indexes, blobs, rejections, change feed and
 //! checkpoints together), commits it, then tells each mailbox how far its
 //! checkpoint moved. It runs on an arbiter thread of its own, so its blocking
-//! commits never stall mailbox IO.
+//! commits never stall mailbox IO; a release thread frees what it committed.
 
 mod batch;
 mod release;
