@@ -103,7 +103,7 @@ pub async fn run(mut cfg: Config, config_path: PathBuf) -> Result<(), AppError> 
         .map(|_| Arbiter::new())
         .collect();
     let shared = Shared {
-        pipeline: cfg.pipeline.clone(),
+        pipeline: Arc::new(cfg.pipeline.clone()),
         parse: parse_edge.clone(),
         store: store.clone(),
         board: board.clone(),

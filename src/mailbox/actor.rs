@@ -34,7 +34,7 @@ use crate::{
 #[derive(Clone)]
 pub struct Shared {
     /// Pipeline sizes.
-    pub pipeline: PipelineConfig,
+    pub pipeline: Arc<PipelineConfig>,
     /// The mailbox → parser edge.
     pub parse: Edge<Parser>,
     /// Checkpoint reads.

@@ -56,7 +56,7 @@ pub struct SessionContext {
     /// Folder index in `mailbox.folders`.
     pub folder: usize,
     /// Pipeline sizes.
-    pub pipeline: PipelineConfig,
+    pub pipeline: Arc<PipelineConfig>,
     /// The mailbox → parser edge.
     pub parse: Edge<Parser>,
     /// Read access to checkpoints.
