@@ -229,7 +229,16 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 fn checkpoint_key(mailbox: &str, folder: &str) -> Vec<u8> {
-    [mailbox.as_bytes(), b"\0", folder.as_bytes()].concat()
+    let mut k = Vec::new();
+    write_folder(&mut k, mailbox, folder);
+    k
+}
+
+/// `mailbox\0folder`, appended to `out`: every per-folder key starts so.
+fn write_folder(out: &mut Vec<u8>, mailbox: &str, folder: &str) {
+    out.extend_from_slice(mailbox.as_bytes());
+    out.push(0);
+    out.extend_from_slice(folder.as_bytes());
 }
 
 fn uid_key(s: &Source) -> Vec<u8> {
@@ -240,21 +249,23 @@ fn uid_key(s: &Source) -> Vec<u8> {
 
 /// [`uid_key`] written into `out` (the commit reuses one buffer).
 fn write_uid_key(out: &mut Vec<u8>, s: &Source) {
-    out.clear();
-    out.extend_from_slice(s.mailbox.as_bytes());
-    out.push(0);
-    out.extend_from_slice(s.folder.as_bytes());
-    out.push(0);
-    out.extend_from_slice(&s.uidvalidity.to_be_bytes());
+    write_uidvalidity_prefix(out, &s.mailbox, &s.folder, s.uidvalidity);
     out.extend_from_slice(&s.uid.to_be_bytes());
 }
 
 /// The `uids` keys of one folder at one UIDVALIDITY start with this.
 fn uidvalidity_prefix(mailbox: &str, folder: &str, uidvalidity: u32) -> Vec<u8> {
-    let mut k = checkpoint_key(mailbox, folder);
-    k.push(0);
-    k.extend(uidvalidity.to_be_bytes());
+    let mut k = Vec::new();
+    write_uidvalidity_prefix(&mut k, mailbox, folder, uidvalidity);
     k
+}
+
+/// [`uidvalidity_prefix`] written into `out`.
+fn write_uidvalidity_prefix(out: &mut Vec<u8>, mailbox: &str, folder: &str, uidvalidity: u32) {
+    out.clear();
+    write_folder(out, mailbox, folder);
+    out.push(0);
+    out.extend_from_slice(&uidvalidity.to_be_bytes());
 }
 
 fn entry_key(ticket: u64, seq: u32) -> [u8; 12] {

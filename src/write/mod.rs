@@ -60,7 +60,8 @@ pub struct WriteJob {
 pub struct WriteJobs {
     /// The messages, in the order they were fetched.
     pub jobs: Vec<WriteJob>,
-    /// Their slots on the edge, freed once they are committed and freed.
+    /// Their slots on the edge, freed after the commit, once the jobs are
+    /// dropped.
     pub slot: Slot,
 }
 
@@ -74,7 +75,8 @@ pub struct Writer {
     store: Arc<dyn Store>,
     builder: BatchBuilder,
     pending: Vec<WriteJob>,
-    /// The edge slots of `pending`, freed once it is committed.
+    /// The edge slots of `pending`, handed to the release thread with it
+    /// once it is committed.
     pending_slots: Vec<Slot>,
     /// Frees committed batches, and then their slots.
     release: Release,
