@@ -365,3 +365,153 @@ fn stage<'a, K: Hash + Eq, O: Hash + Eq, V: Clone>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix::{Actor, Context, Handler};
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{
+        config::{from_toml, MailboxConfig},
+        parse::parse,
+        pipeline::Fetched,
+        store::{Outcome, RocksStore},
+        transform::decide,
+    };
+
+    /// Takes checkpoint notices and drops them.
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<Committed> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: Committed, _: &mut Context<Self>) {}
+    }
+
+    fn mailbox() -> Arc<MailboxConfig> {
+        let toml = "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n";
+        Arc::new(
+            from_toml(toml, std::path::Path::new("."))
+                .unwrap()
+                .mailboxes
+                .remove(0),
+        )
+    }
+
+    /// A job for UID `uid` of folder INBOX with Message-ID `id`, replying
+    /// to `parent` when given.
+    fn job(
+        committed: &Arc<Recipient<Committed>>,
+        uid: u32,
+        id: &str,
+        parent: Option<&str>,
+    ) -> WriteJob {
+        let reply = parent.map_or(String::new(), |p| format!("In-Reply-To: <{p}>\r\n"));
+        let raw = format!(
+            "Message-ID: <{id}>\r\n{reply}From: a@customer.test\r\nSubject: s{uid}\r\n\r\nbody {uid}\r\n"
+        );
+        let mailbox = mailbox();
+        let decision = decide(parse(raw.as_bytes()), &mailbox);
+        WriteJob {
+            fetched: Fetched {
+                source: Source {
+                    mailbox: "m".into(),
+                    folder: "INBOX".into(),
+                    uidvalidity: 7,
+                    uid,
+                },
+                after: uid - 1,
+                body: Body::Raw(Bytes::from(raw)),
+                mailbox,
+                committed: committed.clone(),
+            },
+            decision,
+        }
+    }
+
+    fn outcomes(batch: &CommitBatch) -> Vec<(u32, Outcome)> {
+        batch
+            .outcomes
+            .iter()
+            .map(|(src, o)| (src.uid, o.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn replies_copies_and_refetched_uids_of_committed_mail_are_recognised() {
+        actix::System::new().block_on(async {
+            let sink = Arc::new(Sink.start().recipient());
+            let dir = tempfile::tempdir().unwrap();
+            let store = RocksStore::open(dir.path()).unwrap();
+            let mut builder = BatchBuilder::new(Counters::default());
+
+            let (first, _, _) = builder
+                .build(&store, &[job(&sink, 1, "a@x", None)])
+                .unwrap();
+            store.commit(first).unwrap();
+            builder.confirm();
+            // A reply to it, a second copy of it, and its UID fetched again.
+            let jobs = [
+                job(&sink, 2, "b@x", Some("a@x")),
+                job(&sink, 3, "a@x", None),
+                job(&sink, 1, "a@x", None),
+            ];
+            let (second, _, counts) = builder.build(&store, &jobs).unwrap();
+            assert_eq!(
+                outcomes(&second),
+                [
+                    (2, Outcome::Entry { ticket: 1, seq: 1 }),
+                    (3, Outcome::Duplicate { ticket: 1 })
+                ]
+            );
+            assert_eq!(
+                (
+                    counts.tickets,
+                    counts.replies,
+                    counts.duplicates,
+                    counts.replays
+                ),
+                (0, 1, 1, 1)
+            );
+            assert_eq!(second.tickets.len(), 1);
+            assert_eq!((second.tickets[0].id, second.tickets[0].entries), (1, 2));
+            assert_eq!(second.checkpoints[0].2.uid, 3);
+
+            store.commit(second).unwrap();
+            builder.confirm();
+            let (third, _, _) = builder
+                .build(&store, &[job(&sink, 4, "c@x", Some("b@x"))])
+                .unwrap();
+            assert_eq!(
+                outcomes(&third),
+                [(4, Outcome::Entry { ticket: 1, seq: 2 })]
+            );
+        });
+    }
+
+    #[test]
+    fn a_failed_commit_changes_nothing_the_next_build_sees() {
+        actix::System::new().block_on(async {
+            let sink = Arc::new(Sink.start().recipient());
+            let dir = tempfile::tempdir().unwrap();
+            let store = RocksStore::open(dir.path()).unwrap();
+            let mut builder = BatchBuilder::new(Counters::default());
+            let jobs = [job(&sink, 1, "a@x", None), job(&sink, 2, "b@x", None)];
+
+            builder.build(&store, &jobs[..1]).unwrap();
+            // Its commit failed: the ids it took are given out again.
+            builder.abort();
+            let (again, _, counts) = builder.build(&store, &jobs).unwrap();
+            assert_eq!(counts.tickets, 2);
+            assert_eq!(
+                outcomes(&again),
+                [
+                    (1, Outcome::Entry { ticket: 1, seq: 0 }),
+                    (2, Outcome::Entry { ticket: 2, seq: 0 })
+                ]
+            );
+        });
+    }
+}
