@@ -439,26 +439,30 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn replies_copies_and_refetched_uids_of_committed_mail_are_recognised() {
+    /// Runs `test` with a checkpoint sink, an empty store and a builder
+    /// over it.
+    fn with_builder(test: impl FnOnce(&Arc<Recipient<Committed>>, &RocksStore, &mut BatchBuilder)) {
         actix::System::new().block_on(async {
             let sink = Arc::new(Sink.start().recipient());
             let dir = tempfile::tempdir().unwrap();
             let store = RocksStore::open(dir.path()).unwrap();
-            let mut builder = BatchBuilder::new(Counters::default());
+            test(&sink, &store, &mut BatchBuilder::new(Counters::default()));
+        });
+    }
 
-            let (first, _, _) = builder
-                .build(&store, &[job(&sink, 1, "a@x", None)])
-                .unwrap();
+    #[test]
+    fn replies_copies_and_refetched_uids_of_committed_mail_are_recognised() {
+        with_builder(|sink, store, builder| {
+            let (first, _, _) = builder.build(store, &[job(sink, 1, "a@x", None)]).unwrap();
             store.commit(first).unwrap();
             builder.confirm();
             // A reply to it, a second copy of it, and its UID fetched again.
             let jobs = [
-                job(&sink, 2, "b@x", Some("a@x")),
-                job(&sink, 3, "a@x", None),
-                job(&sink, 1, "a@x", None),
+                job(sink, 2, "b@x", Some("a@x")),
+                job(sink, 3, "a@x", None),
+                job(sink, 1, "a@x", None),
             ];
-            let (second, _, counts) = builder.build(&store, &jobs).unwrap();
+            let (second, _, counts) = builder.build(store, &jobs).unwrap();
             assert_eq!(
                 outcomes(&second),
                 [
@@ -482,7 +486,7 @@ mod tests {
             store.commit(second).unwrap();
             builder.confirm();
             let (third, _, _) = builder
-                .build(&store, &[job(&sink, 4, "c@x", Some("b@x"))])
+                .build(store, &[job(sink, 4, "c@x", Some("b@x"))])
                 .unwrap();
             assert_eq!(
                 outcomes(&third),
@@ -493,17 +497,13 @@ mod tests {
 
     #[test]
     fn a_failed_commit_changes_nothing_the_next_build_sees() {
-        actix::System::new().block_on(async {
-            let sink = Arc::new(Sink.start().recipient());
-            let dir = tempfile::tempdir().unwrap();
-            let store = RocksStore::open(dir.path()).unwrap();
-            let mut builder = BatchBuilder::new(Counters::default());
-            let jobs = [job(&sink, 1, "a@x", None), job(&sink, 2, "b@x", None)];
+        with_builder(|sink, store, builder| {
+            let jobs = [job(sink, 1, "a@x", None), job(sink, 2, "b@x", None)];
 
-            builder.build(&store, &jobs[..1]).unwrap();
+            builder.build(store, &jobs[..1]).unwrap();
             // Its commit failed: the ids it took are given out again.
             builder.abort();
-            let (again, _, counts) = builder.build(&store, &jobs).unwrap();
+            let (again, _, counts) = builder.build(store, &jobs).unwrap();
             assert_eq!(counts.tickets, 2);
             assert_eq!(
                 outcomes(&again),
