@@ -30,6 +30,10 @@ use mailgate::{
     transform::decide,
 };
 
+// The gateway's allocator, so the stages are measured as they run in it.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn corpus() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
     let mut files: Vec<_> = fs::read_dir(&dir)

@@ -13,6 +13,7 @@ as_root() {
 
 ensure_system_packages() {
   local need=()
+  command -v make >/dev/null 2>&1 || need+=(make) # jemalloc's build
   command -v clang >/dev/null 2>&1 || need+=(clang)
   dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
   [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
