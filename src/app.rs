@@ -79,6 +79,10 @@ pub async fn run(mut cfg: Config, config_path: PathBuf) -> Result<(), AppError> 
     );
     let (commits, commit_watch) = watch::channel(0);
     let writer = Writer::start_in_arbiter(&writer_thread.handle(), move |_| {
+        // Made before the writer's thread takes its nice value: its release
+        // thread frees batches beside the writer, at the process's priority,
+        // rather than preempting it on each hand-over.
+        let writer = Writer::new(st, counters, max_batch, commits).with_commit_delay(delay);
         if let Err(e) = write::set_thread_nice(nice) {
             tracing::warn!(
                 nice,
@@ -89,7 +93,7 @@ pub async fn run(mut cfg: Config, config_path: PathBuf) -> Result<(), AppError> 
                  AmbientCapabilities=CAP_SYS_NICE or LimitNICE=) or set pipeline.writer_nice = 0"
             );
         }
-        Writer::new(st, counters, max_batch, commits).with_commit_delay(delay)
+        writer
     });
     let write_edge = Edge::new("write", writer.clone(), cfg.pipeline.write_queue);
     let to_writer = write_edge.clone();

@@ -1,8 +1,9 @@
 //! Write stage: the ticket writer groups decided messages into one RocksDB
 //! write batch (tickets, entries, indexes, blobs, rejections, change feed and
-//! checkpoints together), commits it, then tells each mailbox how far its
-//! checkpoint moved. It runs on an arbiter thread of its own, so its blocking
-//! commits never stall mailbox IO; a release thread frees what it committed.
+//! checkpoints together) and commits it. It runs on an arbiter thread of its
+//! own, so its blocking commits never stall mailbox IO; a release thread then
+//! tells each mailbox how far its checkpoint moved and frees what was
+//! committed.
 
 mod batch;
 mod release;
@@ -137,14 +138,11 @@ impl Writer {
             Ok((acks, counts)) => {
                 self.builder.confirm();
                 telemetry::committed(&counts, started.elapsed());
-                for (recipient, committed) in acks {
-                    recipient.do_send(committed);
-                }
                 let (jobs, slots) = (
                     std::mem::take(&mut self.pending),
                     std::mem::take(&mut self.pending_slots),
                 );
-                self.pending = self.release.retire(jobs, slots);
+                self.pending = self.release.retire(jobs, slots, acks);
                 self.commits.send_modify(|n| *n += 1);
             }
             Err(e) => {

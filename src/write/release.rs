@@ -1,22 +1,25 @@
 //! Frees committed batches off the writer's thread. Dropping a batch's jobs
 //! (raw and encoded bytes allocated on the mailbox and parser threads, the
 //! parsed heads) took the writer ≈ 2 µs per message in the burst, on the
-//! serial path every message waits for. A thread of its own drops them, then
-//! frees their edge slots, so the slots still bound the memory the jobs hold,
-//! and hands the emptied vector back for a later batch.
+//! serial path every message waits for. A thread of its own tells the
+//! mailboxes how far the batch moved their checkpoints (a cross-thread
+//! wake-up each, 0.4–0.7 µs per message on the writer), drops the jobs, then
+//! frees their edge slots, so the slots still bound the memory the jobs
+//! hold, and hands the emptied vector back for a later batch.
 
 use std::{
     sync::mpsc::{channel, Receiver, Sender},
     thread,
 };
 
-use super::WriteJob;
+use super::{batch::Ack, WriteJob};
 use crate::pipeline::Slot;
 
 /// A committed batch on its way to be freed.
 struct Retired {
     jobs: Vec<WriteJob>,
     slots: Vec<Slot>,
+    acks: Vec<Ack>,
 }
 
 /// The writer's end of the release thread.
@@ -33,7 +36,15 @@ impl Release {
         thread::Builder::new()
             .name("mailgate-release".into())
             .spawn(move || {
-                for Retired { mut jobs, slots } in retired {
+                for Retired {
+                    mut jobs,
+                    slots,
+                    acks,
+                } in retired
+                {
+                    for (mailbox, committed) in acks {
+                        mailbox.do_send(committed);
+                    }
                     jobs.clear();
                     drop(slots);
                     // The writer may be gone at shutdown; the vector goes with it.
@@ -45,14 +56,14 @@ impl Release {
         Self { retire, recycled }
     }
 
-    /// Hands `jobs` and their `slots` (a committed batch) to the release
-    /// thread and returns an empty vector for the next batch, reusing an
-    /// earlier batch's when one has come back.
-    pub fn retire(&self, jobs: Vec<WriteJob>, slots: Vec<Slot>) -> Vec<WriteJob> {
+    /// Hands `jobs`, their `slots` and the checkpoint notices `acks` (a
+    /// committed batch) to the release thread and returns an empty vector
+    /// for the next batch, reusing an earlier batch's when one has come back.
+    pub fn retire(&self, jobs: Vec<WriteJob>, slots: Vec<Slot>, acks: Vec<Ack>) -> Vec<WriteJob> {
         let capacity = jobs.capacity();
         // Should the thread be gone, the batch comes back in the error and
-        // is freed here.
-        let _ = self.retire.send(Retired { jobs, slots });
+        // is freed here (its notices with it: the mailboxes are gone too).
+        let _ = self.retire.send(Retired { jobs, slots, acks });
         self.recycled
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(capacity))
@@ -63,10 +74,11 @@ impl Release {
 mod tests {
     use std::time::Duration;
 
-    use actix::{Actor, Context};
+    use actix::{Actor, Context, Handler};
+    use tokio::sync::mpsc;
 
     use super::*;
-    use crate::pipeline::Edge;
+    use crate::pipeline::{Committed, Edge};
 
     struct Sink;
 
@@ -74,13 +86,38 @@ mod tests {
         type Context = Context<Self>;
     }
 
+    /// A mailbox that passes on the checkpoint notices it is sent.
+    struct Mailbox(mpsc::UnboundedSender<Committed>);
+
+    impl Actor for Mailbox {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Committed> for Mailbox {
+        type Result = ();
+        fn handle(&mut self, c: Committed, _: &mut Context<Self>) {
+            let _ = self.0.send(c);
+        }
+    }
+
     #[actix::test]
-    async fn a_retired_batch_frees_its_slots() {
+    async fn a_retired_batch_sends_its_notices_and_frees_its_slots() {
         let edge = Edge::new("release_test", Sink.start(), 4);
         let release = Release::spawn();
+        let (notices, mut received) = mpsc::unbounded_channel();
+        let mailbox = Mailbox(notices).start().recipient();
+        let notice = Committed {
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 42,
+        };
         let (first, second) = (edge.take(3).await, edge.take(1).await);
         assert_eq!(edge.depth(), 4);
-        let next = release.retire(Vec::with_capacity(8), vec![first, second]);
+        let next = release.retire(
+            Vec::with_capacity(8),
+            vec![first, second],
+            vec![(mailbox, notice)],
+        );
         assert!(
             next.is_empty() && next.capacity() >= 8,
             "a vector for the next batch"
@@ -91,5 +128,13 @@ mod tests {
             .await
             .expect("the release thread frees the retired slots");
         assert_eq!(all.count(), 4);
+        let got = tokio::time::timeout(Duration::from_secs(10), received.recv())
+            .await
+            .expect("the release thread sends the notices")
+            .unwrap();
+        assert_eq!(
+            (got.folder.as_str(), got.uidvalidity, got.uid),
+            ("INBOX", 7, 42)
+        );
     }
 }
