@@ -101,8 +101,8 @@ enum Shape {
     Mailboxes1000,
 }
 
-/// Messages one mailbox session hands over at once (`pipeline::HANDOFF_MESSAGES`).
-const HANDOFF: u64 = 32;
+/// Messages one mailbox session hands over at once.
+const HANDOFF: u64 = mailgate::pipeline::HANDOFF_MESSAGES as u64;
 const MAILBOXES: u64 = 1000;
 
 /// A batch of `n` new tickets as the writer builds it for 4 KiB messages,
