@@ -247,7 +247,7 @@ fn uid_key(s: &Source) -> Vec<u8> {
     k
 }
 
-/// [`uid_key`] written into `out` (the commit reuses one buffer).
+/// [`uid_key`] appended to `out`.
 fn write_uid_key(out: &mut Vec<u8>, s: &Source) {
     write_uidvalidity_prefix(out, &s.mailbox, &s.folder, s.uidvalidity);
     out.extend_from_slice(&s.uid.to_be_bytes());
@@ -260,9 +260,8 @@ fn uidvalidity_prefix(mailbox: &str, folder: &str, uidvalidity: u32) -> Vec<u8> 
     k
 }
 
-/// [`uidvalidity_prefix`] written into `out`.
+/// [`uidvalidity_prefix`] appended to `out`.
 fn write_uidvalidity_prefix(out: &mut Vec<u8>, mailbox: &str, folder: &str, uidvalidity: u32) {
-    out.clear();
     write_folder(out, mailbox, folder);
     out.push(0);
     out.extend_from_slice(&uidvalidity.to_be_bytes());
@@ -340,8 +339,10 @@ impl Store for RocksStore {
                 ))
             });
             let uids = cf(UIDS);
+            // One key buffer for them all.
             let mut key = Vec::with_capacity(64);
             for (src, outcome) in outcomes {
+                key.clear();
                 write_uid_key(&mut key, src);
                 records.put(uids, &key, outcome);
             }
@@ -495,6 +496,8 @@ mod tests {
         };
         let mut key = b"left over".to_vec();
         write_uid_key(&mut key, &src);
+        let (before, key) = key.split_at(9);
+        assert_eq!(before, b"left over", "appended, not overwritten");
         let prefix = uidvalidity_prefix("m1", "INBOX", 7);
         assert_eq!(key[..prefix.len()], prefix[..]);
         assert_eq!(key[prefix.len()..], [1, 2, 3, 4]);
