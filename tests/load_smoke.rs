@@ -68,7 +68,14 @@ fn idle_10k_tls_smoke() {
 
 #[test]
 fn burst_smoke() {
-    smoke("burst");
+    let report = smoke("burst");
+    // The writer's figures come from the gateway's commit metrics: every
+    // backlog message went through one of its commits, and they took time.
+    let w = report.writer;
+    assert_eq!(w.messages, report.messages_injected, "{w:?}");
+    assert!(w.commits > 0 && w.commits <= w.messages, "{w:?}");
+    assert!(w.seconds > 0.0, "{w:?}");
+    assert!(report.markdown().contains("writer (build + commit)"));
 }
 
 #[test]

@@ -108,6 +108,8 @@ pub struct Report {
     pub raw_fetch_msgs_per_s: Option<f64>,
     /// Commits per second between 10 % and 90 % of all commits.
     pub sustained_msgs_per_s: Option<f64>,
+    /// The writer's group commits over the whole run, from `/metrics`.
+    pub writer: WriterFigures,
     /// Length of the measured phase.
     pub measure_s: f64,
     /// Gateway CPU during the measured phase, % of one core.
@@ -120,6 +122,30 @@ pub struct Report {
     pub recovery_logins_peak: Option<u64>,
     /// Whether the gateway exited 0 on SIGTERM.
     pub clean_exit: bool,
+}
+
+/// What the writer did over a run, from its commit metrics: whether a
+/// backlog ran at the writer's pace (busy nearly all of it) or upstream's.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WriterFigures {
+    /// Group commits.
+    pub commits: u64,
+    /// Messages they committed (tickets, replies, duplicates, rejections).
+    pub messages: u64,
+    /// Time in them, seconds: building each batch and committing it.
+    pub seconds: f64,
+}
+
+impl WriterFigures {
+    /// Messages per commit.
+    pub fn batch(&self) -> f64 {
+        self.messages as f64 / self.commits.max(1) as f64
+    }
+
+    /// Writer time per message, µs.
+    pub fn micros_per_message(&self) -> f64 {
+        1e6 * self.seconds / self.messages.max(1) as f64
+    }
 }
 
 impl Report {
@@ -251,6 +277,29 @@ impl Report {
         }
         if let Some(r) = self.sustained_msgs_per_s {
             rows.push(("sustained commit rate", format!("{r:.0} msgs/s")));
+        }
+        let w = &self.writer;
+        if w.commits > 0 {
+            // A backlog scenario commits almost only its backlog.
+            let busy = self
+                .catch_up_s
+                .filter(|_| self.backlog > 0)
+                .map(|s| {
+                    format!(
+                        ", in a commit {:.0} % of the catch-up",
+                        100.0 * w.seconds / s
+                    )
+                })
+                .unwrap_or_default();
+            rows.push((
+                "writer (build + commit)",
+                format!(
+                    "{} commits of {:.0} messages, {:.1} µs per message{busy}",
+                    w.commits,
+                    w.batch(),
+                    w.micros_per_message()
+                ),
+            ));
         }
         if let Some(l) = &self.latency {
             rows.push((

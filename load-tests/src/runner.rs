@@ -23,7 +23,7 @@ use crate::farm::{Farm, FarmConfig, Running};
 use crate::fault::Fault;
 use crate::observe::{Feed, GatewayApi, Latencies, Metrics};
 use crate::process::{free_addr, sample, GatewayProcess, TICKS_PER_SECOND};
-use crate::report::{LatencyFigures, Report};
+use crate::report::{LatencyFigures, Report, WriterFigures};
 use crate::scenario::{Scenario, ScenarioFault, Server};
 use crate::traffic::Traffic;
 
@@ -36,6 +36,9 @@ const IDLE_SERIES: &str = "mailgate_mailboxes{state=\"idle\"}";
 const TICKETS_SERIES: &str = "mailgate_messages_committed_total{outcome=\"ticket\"}";
 const REJECTED: &str = "mailgate_messages_rejected_total";
 const STORE_BUDGET: &str = "mailgate_store_memory_budget_bytes";
+const COMMITTED: &str = "mailgate_messages_committed_total";
+const COMMIT_SECONDS_SUM: &str = "mailgate_commit_duration_seconds_sum";
+const COMMIT_SECONDS_COUNT: &str = "mailgate_commit_duration_seconds_count";
 /// The gateway's defaults, for the report when a scenario does not set them.
 const DEFAULT_LOGIN_LIMIT: i64 = 16;
 const DEFAULT_PARSE_QUEUE: i64 = 256;
@@ -337,6 +340,11 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         }),
         raw_fetch_msgs_per_s: raw.map(|r| r.rate()),
         sustained_msgs_per_s: sustained_rate(backlog_commits.as_deref().unwrap_or(&watch.series)),
+        writer: WriterFigures {
+            commits: metrics.value(COMMIT_SECONDS_COUNT).unwrap_or(0.0) as u64,
+            messages: metrics.sum(COMMITTED) as u64,
+            seconds: metrics.value(COMMIT_SECONDS_SUM).unwrap_or(0.0),
+        },
         measure_s: measured.as_secs_f64(),
         cpu_percent_of_core: 100.0 * cpu_seconds / measured.as_secs_f64(),
         latency: LatencyFigures::from(&latencies),
