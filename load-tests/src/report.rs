@@ -110,6 +110,8 @@ pub struct Report {
     pub sustained_msgs_per_s: Option<f64>,
     /// The writer's group commits over the whole run, from `/metrics`.
     pub writer: WriterFigures,
+    /// The same when the backlog was caught up (backlog runs only).
+    pub catch_up_writer: Option<WriterFigures>,
     /// Length of the measured phase.
     pub measure_s: f64,
     /// Gateway CPU during the measured phase, % of one core.
@@ -278,19 +280,18 @@ impl Report {
         if let Some(r) = self.sustained_msgs_per_s {
             rows.push(("sustained commit rate", format!("{r:.0} msgs/s")));
         }
-        let w = &self.writer;
+        // A backlog's commits show whether it ran at the writer's pace.
+        let (w, busy) = match (&self.catch_up_writer, self.catch_up_s) {
+            (Some(w), Some(s)) => (
+                w,
+                format!(
+                    ", in a commit {:.0} % of the catch-up",
+                    100.0 * w.seconds / s
+                ),
+            ),
+            _ => (&self.writer, String::new()),
+        };
         if w.commits > 0 {
-            // A backlog scenario commits almost only its backlog.
-            let busy = self
-                .catch_up_s
-                .filter(|_| self.backlog > 0)
-                .map(|s| {
-                    format!(
-                        ", in a commit {:.0} % of the catch-up",
-                        100.0 * w.seconds / s
-                    )
-                })
-                .unwrap_or_default();
             rows.push((
                 "writer (build + commit)",
                 format!(

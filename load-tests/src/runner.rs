@@ -199,6 +199,11 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         })
         .map_err(&fail)?,
     };
+    // Nothing but the backlog has been committed yet.
+    let catch_up_writer = match backlog {
+        0 => None,
+        _ => Some(writer_figures(&api.metrics().map_err(err("metrics"))?)),
+    };
     let connect_logins_peak = farm.stats().logins_in_flight_peak;
     let idle = sample(pid).map_err(err("idle sample"))?;
     let farm_cpu_at_idle = sample(std::process::id())
@@ -340,11 +345,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         }),
         raw_fetch_msgs_per_s: raw.map(|r| r.rate()),
         sustained_msgs_per_s: sustained_rate(backlog_commits.as_deref().unwrap_or(&watch.series)),
-        writer: WriterFigures {
-            commits: metrics.value(COMMIT_SECONDS_COUNT).unwrap_or(0.0) as u64,
-            messages: metrics.sum(COMMITTED) as u64,
-            seconds: metrics.value(COMMIT_SECONDS_SUM).unwrap_or(0.0),
-        },
+        writer: writer_figures(&metrics),
+        catch_up_writer,
         measure_s: measured.as_secs_f64(),
         cpu_percent_of_core: 100.0 * cpu_seconds / measured.as_secs_f64(),
         latency: LatencyFigures::from(&latencies),
@@ -352,6 +354,15 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         recovery_logins_peak: recovery.map(|r| r.1),
         clean_exit,
     })
+}
+
+/// The writer's commits so far, from the gateway's commit metrics.
+fn writer_figures(m: &Metrics) -> WriterFigures {
+    WriterFigures {
+        commits: m.value(COMMIT_SECONDS_COUNT).unwrap_or(0.0) as u64,
+        messages: m.sum(COMMITTED) as u64,
+        seconds: m.value(COMMIT_SECONDS_SUM).unwrap_or(0.0),
+    }
 }
 
 /// Samples the gateway until `done` holds; the moment it did.
