@@ -71,7 +71,9 @@ fn burst_smoke() {
     let report = smoke("burst");
     // The writer's figures come from the gateway's commit metrics: every
     // backlog message went through one of its commits, and they took time.
-    let w = report.catch_up_writer.expect("the writer's figures at catch-up");
+    let w = report
+        .catch_up_writer
+        .expect("the writer's figures at catch-up");
     assert_eq!(w.messages, report.backlog, "{w:?}");
     assert!(w.commits > 0 && w.commits <= w.messages, "{w:?}");
     assert!(w.seconds > 0.0, "{w:?}");
