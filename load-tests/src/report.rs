@@ -295,7 +295,7 @@ impl Report {
             rows.push((
                 "writer (build + commit)",
                 format!(
-                    "{} commits of {:.0} messages, {:.1} µs per message{busy}",
+                    "{} commits, {:.1} messages each, {:.1} µs per message{busy}",
                     w.commits,
                     w.batch(),
                     w.micros_per_message()
