@@ -153,3 +153,15 @@ pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     })?;
     validate::validate(raw, base)
 }
+
+/// Mailbox `m` (support@acme.test on host h) with `extra` keys, for tests.
+#[cfg(test)]
+pub(crate) fn test_mailbox(extra: &str) -> MailboxConfig {
+    let text = format!(
+        "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n{extra}"
+    );
+    from_toml(&text, Path::new("/tmp"))
+        .unwrap()
+        .mailboxes
+        .remove(0)
+}

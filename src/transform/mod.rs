@@ -138,18 +138,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::from_toml, parse::parse};
-    use std::path::Path;
-
-    fn mailbox(extra: &str) -> MailboxConfig {
-        let text = format!(
-            "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n{extra}"
-        );
-        from_toml(&text, Path::new("/tmp"))
-            .unwrap()
-            .mailboxes
-            .remove(0)
-    }
+    use crate::{config::test_mailbox as mailbox, parse::parse};
 
     fn code(d: &Decision) -> &str {
         match d {

@@ -373,7 +373,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::{from_toml, MailboxConfig},
+        config::test_mailbox,
         parse::parse,
         pipeline::Fetched,
         store::{Outcome, RocksStore},
@@ -390,16 +390,6 @@ mod tests {
         fn handle(&mut self, _: Committed, _: &mut Context<Self>) {}
     }
 
-    fn mailbox() -> Arc<MailboxConfig> {
-        let toml = "[[mailbox]]\nid = \"m\"\nhost = \"h\"\nusername = \"support@acme.test\"\npassword = \"p\"\n";
-        Arc::new(
-            from_toml(toml, std::path::Path::new("."))
-                .unwrap()
-                .mailboxes
-                .remove(0),
-        )
-    }
-
     /// A job for UID `uid` of folder INBOX with Message-ID `id`, replying
     /// to `parent` when given.
     fn job(
@@ -412,7 +402,7 @@ mod tests {
         let raw = format!(
             "Message-ID: <{id}>\r\n{reply}From: a@customer.test\r\nSubject: s{uid}\r\n\r\nbody {uid}\r\n"
         );
-        let mailbox = mailbox();
+        let mailbox = Arc::new(test_mailbox(""));
         let decision = decide(parse(raw.as_bytes()), &mailbox);
         WriteJob {
             fetched: Fetched {
