@@ -6,6 +6,8 @@
 //!   content encoded for the store (done on the parser threads),
 //! - `stage/parse_and_map`: both, over the farm's message and over the
 //!   36-message real-world corpus (what one parser thread can do),
+//! - `stage/blob_key`: the sha256 of farm messages, one alone and a
+//!   hand-over of 32 together (as the parser threads hash them),
 //! - `group_commit`: one commit of N tickets: raw messages and entry
 //!   contents appended to a segment and synced, then one synced RocksDB
 //!   write batch with the tickets, entry records, indexes, change feed and
@@ -22,7 +24,7 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mailgate::{
     config::from_toml,
-    parse::{parse, Parsed},
+    parse::{parse, sha256_hex, sha256_hex_all, Parsed},
     store::{
         Change, Checkpoint, CommitBatch, Counters, EncodedContent, NewEntry, Outcome, RocksStore,
         Source, Store, Ticket, SCHEMA_VERSION,
@@ -78,6 +80,17 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("parse_and_map/farm_4KiB", |b| {
         b.iter(|| std::hint::black_box(decide(parse(&farm), &mailbox)))
+    });
+    g.bench_function("blob_key/farm_4KiB_alone", |b| {
+        b.iter(|| std::hint::black_box(sha256_hex(&farm)))
+    });
+    let handover: Vec<Vec<u8>> = (1..=HANDOFF as u32)
+        .map(|uid| mailfarm::render_message(1, 1, uid, 4096, Utc::now()))
+        .collect();
+    let handover: Vec<&[u8]> = handover.iter().map(Vec::as_slice).collect();
+    g.throughput(Throughput::Elements(HANDOFF));
+    g.bench_function("blob_key/farm_4KiB_32_together", |b| {
+        b.iter(|| std::hint::black_box(sha256_hex_all(&handover)))
     });
     g.throughput(Throughput::Elements(corpus.len() as u64));
     g.bench_function("parse_and_map/corpus", |b| {

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use actix::{Actor, Handler, Message, SyncContext};
 
-use super::{parse, ParseError};
+use super::{parse_keyed, sha256_hex, sha256_hex_all, ParseError};
 use crate::{
     pipeline::{Body, Edge, Fetched, Slot},
     telemetry,
@@ -45,10 +45,20 @@ impl Handler<ParseJob> for Parser {
 
     fn handle(&mut self, job: ParseJob, _: &mut Self::Context) {
         let ParseJob { fetched, slot } = job;
+        // Blob keys first, all together (see `digest`), in the order of
+        // the messages that have a body.
+        let raws: Vec<&[u8]> = fetched
+            .iter()
+            .filter_map(|f| match &f.body {
+                Body::Raw(raw) => Some(&raw[..]),
+                Body::TooLarge { .. } => None,
+            })
+            .collect();
+        let mut keys = sha256_hex_all(&raws).into_iter();
         let jobs: Vec<WriteJob> = fetched
             .into_iter()
             .map(|fetched| WriteJob {
-                decision: decide_one(&fetched),
+                decision: decide_one(&fetched, &mut keys),
                 fetched,
             })
             .collect();
@@ -59,13 +69,15 @@ impl Handler<ParseJob> for Parser {
     }
 }
 
-/// Parses one message and applies its mailbox's rules.
-fn decide_one(fetched: &Fetched) -> Decision {
+/// Parses one message and applies its mailbox's rules; `keys` yields the
+/// blob key of each message with a body, in turn.
+fn decide_one(fetched: &Fetched, keys: &mut impl Iterator<Item = String>) -> Decision {
     match &fetched.body {
         Body::Raw(raw) => {
+            let sha = keys.next().unwrap_or_else(|| sha256_hex(raw));
             // mail-parser is meant never to panic; if it ever does, the
             // message is still recorded instead of killing this thread.
-            let parsed = catch_unwind(AssertUnwindSafe(|| parse(raw))).unwrap_or_else(|_| {
+            let parsed = catch_unwind(AssertUnwindSafe(|| parse_keyed(raw, sha))).unwrap_or_else(|_| {
                 Err(ParseError("the MIME parser panicked on this message".to_owned()))
             });
             decide(parsed, &fetched.mailbox)

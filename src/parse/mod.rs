@@ -3,12 +3,13 @@
 //! `actor.rs` runs it on dedicated threads.
 
 mod actor;
+mod digest;
 
 use chrono::{DateTime, Utc};
 use mail_parser::{Addr, HeaderValue, MessageParser, MimeHeaders, PartType};
-use sha2::{Digest, Sha256};
 
 pub use actor::{ParseJob, Parser};
+pub use digest::{sha256_hex, sha256_hex_all};
 
 use crate::store::{Address, Attachment, Importance, MessageContent};
 
@@ -28,23 +29,16 @@ pub struct Parsed {
 #[error("message_unparseable: {0}")]
 pub struct ParseError(pub String);
 
-/// The sha256 of a raw message, hex-encoded: its blob key.
-pub fn sha256_hex(raw: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(raw);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        // Runs once per message: no per-byte formatting or allocation.
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 /// Parses one raw message. Anything mail-parser can read at all becomes a
 /// [`Parsed`]; only input with no header structure is an error.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
-    let sha = sha256_hex(raw);
+    parse_keyed(raw, sha256_hex(raw))
+}
+
+/// [`parse`] for a message whose blob key `sha` (its [`sha256_hex`]) is
+/// already known: the parser threads hash a hand-over's messages together
+/// ([`sha256_hex_all`]).
+pub fn parse_keyed(raw: &[u8], sha: String) -> Result<Parsed, ParseError> {
     let msg = MessageParser::default()
         .parse(raw)
         .filter(looks_like_mail)
@@ -279,14 +273,6 @@ mod tests {
             Some("Auto-Submitted: auto-replied")
         );
         assert_eq!(p.replies_to, vec!["x@y", "x@y", "w@y"]);
-    }
-
-    #[test]
-    fn blob_keys_are_lowercase_sha256_hex() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 
     #[test]
