@@ -158,14 +158,20 @@ mod lanes {
     /// Compresses `L` messages' blocks together for as long as all of them
     /// have blocks left.
     fn together<const L: usize>(msgs: &mut [Padded<'_>], states: &mut [[u32; 8]]) {
-        debug_assert!(L <= LANES && msgs.len() == L && states.len() == L);
+        // Callers pass L of each; were they not, the messages would simply
+        // be hashed one by one afterwards.
+        let (Ok(msgs), Ok(lanes)) = (
+            <&mut [Padded<'_>; L]>::try_from(msgs),
+            <&mut [[u32; 8]; L]>::try_from(states),
+        ) else {
+            return;
+        };
         loop {
             let n = msgs.iter().map(|m| m.run().len()).min().unwrap_or(0);
             if n == 0 {
                 return;
             }
             let blocks: [&[Block]; L] = std::array::from_fn(|l| msgs[l].run());
-            let lanes: &mut [[u32; 8]; L] = states.try_into().expect("L states");
             // SAFETY: `available()` said the CPU has SHA, SSE4.1 and SSSE3
             // (`digest_all` runs only after it); every lane has at least
             // `n` blocks, and `compress` indexes them (bounds-checked).
