@@ -8,7 +8,7 @@ use std::{
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, WriteBatch, WriteOptions, DB,
+    MemtableFactory, Options, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -105,18 +105,31 @@ impl RocksStore {
         opts.create_missing_column_families(true);
         opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
         opts.set_max_background_jobs(2);
+        // The hash table memtables below take one writer at a time (the
+        // store has one).
+        opts.set_allow_concurrent_memtable_write(false);
         // Flushes and compactions write around the page cache: copying their
         // output into it took half of the flush thread's CPU, and the block
         // cache keeps what reads need.
         opts.set_use_direct_io_for_flush_and_compaction(true);
         let cfs = FAMILIES.map(|name| {
             let mut o = family();
-            if name == MSGID || name == UIDS {
+            if name == UIDS {
                 // Every message looks itself up here first and is almost
                 // never found: a bloom filter over the memtable keys answers
                 // without searching the skip list (~320 KiB a memtable).
                 o.set_memtable_prefix_bloom_ratio(0.02);
                 o.set_memtable_whole_key_filtering(true);
+            }
+            if name == MSGID || name == BLOB_REFS {
+                // Read by whole key only, never in order: a hash table
+                // memtable inserts (and misses) without searching a skip
+                // list, where keys in no order cost each insert a search
+                // from the top (the largest piece of the writer's CPU).
+                o.set_prefix_extractor(SliceTransform::create_noop());
+                o.set_memtable_factory(MemtableFactory::HashLinkList {
+                    bucket_count: 1 << 16,
+                });
             }
             if name == BLOBS {
                 // Older stores' raw messages live in blob files: compaction
