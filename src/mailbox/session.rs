@@ -276,14 +276,12 @@ impl SessionContext {
 async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<bool, MailboxError> {
     let cfg = out.ctx.mailbox.clone();
     let limit = out.ctx.pipeline.max_message_bytes;
-    let uids = imap.search(*last, cfg.sync_start_date).await?;
-    // Messages too large to download, found by one SEARCH (a size per
-    // message cost more than the rest of its receipt); only theirs are
-    // fetched, for the rejection record.
-    let too_large = match uids.is_empty() {
-        true => Vec::new(),
-        false => imap.search_larger(*last, limit).await?,
-    };
+    // Messages too large to download are found by a SEARCH sent with the
+    // first (a size per message cost more than the rest of its receipt);
+    // only their sizes are fetched, for the rejection record.
+    let (uids, too_large) = imap
+        .search_with_larger(*last, cfg.sync_start_date, limit)
+        .await?;
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
             out.flush();
