@@ -546,6 +546,38 @@ mod tests {
         assert_eq!(store.blob("cc").unwrap(), None);
     }
 
+    #[test]
+    fn hash_memtable_families_are_read_from_memtables_and_flushed_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap();
+        let batch = |n: u64| CommitBatch {
+            message_ids: vec![(format!("m{n}@example.com"), n)],
+            ..with_blob(&format!("{n:064x}"), b"raw")
+        };
+        store.commit(batch(1)).unwrap();
+        // The first batch in table files (the flush reads the hash table
+        // memtables in key order), the second still in the memtables.
+        for family in [MSGID, BLOB_REFS] {
+            store.db.flush_cf(store.cf(family)).unwrap();
+        }
+        store.commit(batch(2)).unwrap();
+        for n in [1, 2] {
+            let id = format!("m{n}@example.com");
+            assert_eq!(store.ticket_for_message_id(&id).unwrap(), Some(n));
+            assert_eq!(store.blob(&format!("{n:064x}")).unwrap().unwrap(), b"raw");
+        }
+        assert_eq!(store.ticket_for_message_id("m3@example.com").unwrap(), None);
+        assert_eq!(store.ticket_for_message_id("m1@example.co").unwrap(), None);
+        drop(store);
+        // And after a restart (the second batch replayed from the WAL).
+        let store = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.ticket_for_message_id("m2@example.com").unwrap(),
+            Some(2)
+        );
+        assert_eq!(store.blob(&format!("{:064x}", 1)).unwrap().unwrap(), b"raw");
+    }
+
     fn entry(content: &MessageContent) -> NewEntry {
         NewEntry {
             v: SCHEMA_VERSION,
