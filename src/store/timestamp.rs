@@ -11,13 +11,9 @@ const MAX_LEN: usize = 30;
 
 /// Serialises `at` (`#[serde(serialize_with = "...")]`).
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    let mut out = Out {
-        buf: [0; MAX_LEN],
-        len: 0,
-    };
-    match out.write(at) {
+    match Out::of(at) {
         // Only ASCII digits and punctuation were written.
-        Some(()) => s.serialize_str(std::str::from_utf8(&out.buf[..out.len]).unwrap_or_default()),
+        Some(out) => s.serialize_str(std::str::from_utf8(out.bytes()).unwrap_or_default()),
         None => Serialize::serialize(at, s),
     }
 }
@@ -30,6 +26,21 @@ pub fn serialize_opt<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<
     }
 }
 
+/// Appends `at` to `out` as the JSON string [`serialize`] writes.
+pub(super) fn push_json(out: &mut Vec<u8>, at: &DateTime<Utc>) {
+    match Out::of(at) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.bytes());
+            out.push(b'"');
+        }
+        // Writing to a Vec cannot fail.
+        None => {
+            let _ = serde_json::to_writer(out, at);
+        }
+    }
+}
+
 /// A timestamp's text being written.
 struct Out {
     buf: [u8; MAX_LEN],
@@ -37,6 +48,20 @@ struct Out {
 }
 
 impl Out {
+    /// The text of `at`, or `None` where chrono writes it differently.
+    fn of(at: &DateTime<Utc>) -> Option<Self> {
+        let mut out = Self {
+            buf: [0; MAX_LEN],
+            len: 0,
+        };
+        out.write(at).map(|()| out)
+    }
+
+    /// What was written.
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// Writes `at`; `None` (and nothing usable) for what chrono writes
     /// differently: years outside 0..=9999, leap seconds.
     fn write(&mut self, at: &DateTime<Utc>) -> Option<()> {
@@ -120,6 +145,9 @@ mod tests {
             let chrono = serde_json::to_string(&at).unwrap();
             assert_eq!(serde_json::to_string(&Ours(at)).unwrap(), chrono, "{at:?}");
             assert_eq!(serde_json::to_string(&OursOpt(Some(at))).unwrap(), chrono);
+            let mut pushed = b"[".to_vec();
+            push_json(&mut pushed, &at);
+            assert_eq!(pushed[1..], *chrono.as_bytes(), "{at:?}");
         }
         assert_eq!(serde_json::to_string(&OursOpt(None)).unwrap(), "null");
     }
