@@ -121,8 +121,8 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
 
 /// `content` as JSON (UTF-8), the same object serde would write for it.
 pub(super) fn content(content: &MessageContent) -> Vec<u8> {
-    // Written field by field (through serde the small fields took a
-    // quarter of the encoding); `content_is_the_object_serde_writes` sets
+    // Written field by field (through serde the small fields took about a
+    // tenth of the map stage); `content_is_the_object_serde_writes` sets
     // every field and compares with serde's object.
     let (text_body, html_body) = (&content.text_body, &content.html_body);
     let bodies =
