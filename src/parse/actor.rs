@@ -78,7 +78,11 @@ fn decide_one(fetched: &Fetched, keys: &mut impl Iterator<Item = String>) -> Dec
             // mail-parser is meant never to panic; if it ever does, the
             // message is still recorded instead of killing this thread.
             let parsed = catch_unwind(AssertUnwindSafe(|| parse_keyed(raw, sha))).unwrap_or_else(|_| {
-                Err(ParseError("the MIME parser panicked on this message".to_owned()))
+                Err(ParseError {
+                    reason: "the MIME parser panicked on this message".to_owned(),
+                    // Its key went into the panicked call: hashed again.
+                    raw_sha256: sha256_hex(raw),
+                })
             });
             decide(parsed, &fetched.mailbox)
         }
@@ -88,6 +92,7 @@ fn decide_one(fetched: &Fetched, keys: &mut impl Iterator<Item = String>) -> Dec
                 "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
             ),
             head: None,
+            raw_sha256: None,
         }),
     }
 }

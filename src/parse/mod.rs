@@ -26,8 +26,13 @@ pub struct Parsed {
 
 /// Why a message could not be parsed at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("message_unparseable: {0}")]
-pub struct ParseError(pub String);
+#[error("message_unparseable: {reason}")]
+pub struct ParseError {
+    /// What could not be read.
+    pub reason: String,
+    /// The message's blob key (its [`sha256_hex`]): it is still stored.
+    pub raw_sha256: String,
+}
 
 /// Parses one raw message. Anything mail-parser can read at all becomes a
 /// [`Parsed`]; only input with no header structure is an error.
@@ -39,14 +44,12 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 /// already known: the parser threads hash a hand-over's messages together
 /// ([`sha256_hex_all`]).
 pub fn parse_keyed(raw: &[u8], sha: String) -> Result<Parsed, ParseError> {
-    let msg = MessageParser::default()
-        .parse(raw)
-        .filter(looks_like_mail)
-        .ok_or_else(|| {
-            ParseError(
-                "no From, To, Cc, Subject, Date or Message-ID header could be read".to_owned(),
-            )
-        })?;
+    let Some(msg) = MessageParser::default().parse(raw).filter(looks_like_mail) else {
+        return Err(ParseError {
+            reason: "no From, To, Cc, Subject, Date or Message-ID header could be read".to_owned(),
+            raw_sha256: sha,
+        });
+    };
 
     let message_id = msg
         .message_id()

@@ -73,6 +73,9 @@ pub struct Reject {
     pub reason: String,
     /// What could be read of the message.
     pub head: Option<Head>,
+    /// The message's blob key, when it was downloaded (the rejection
+    /// record keeps the raw message).
+    pub raw_sha256: Option<String>,
 }
 
 /// Applies the mailbox's filter and mapping to a parse result.
@@ -82,8 +85,9 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
         Err(e) => {
             return Decision::Reject(Reject {
                 code: "message_unparseable",
-                reason: format!("{}; the raw message is kept for inspection", e.0),
+                reason: format!("{}; the raw message is kept for inspection", e.reason),
                 head: None,
+                raw_sha256: Some(e.raw_sha256),
             })
         }
     };
@@ -93,6 +97,7 @@ pub fn decide(parsed: Result<Parsed, ParseError>, mailbox: &MailboxConfig) -> De
             code,
             reason,
             head: Some(Head::of(&parsed.content)),
+            raw_sha256: Some(parsed.content.raw_sha256.clone()),
         })
     };
     if !sender.is_empty() && mailbox.is_own_address(&sender) {

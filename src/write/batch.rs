@@ -18,7 +18,7 @@ use crate::{
         Change, Checkpoint, CommitBatch, Counters, NewEntry, Outcome, Rejection, Source, Store,
         StoreError, Ticket, SCHEMA_VERSION,
     },
-    transform::{Decision, Head},
+    transform::Decision,
 };
 
 /// What one batch did, for metrics.
@@ -179,14 +179,10 @@ impl BatchBuilder {
                 Body::Raw(b) => b.len() as u64,
                 Body::TooLarge { size, .. } => u64::from(*size),
             };
-            let sha = |head: Option<&Head>| {
-                head.map(|h| h.raw_sha256.clone())
-                    .or_else(|| raw.as_ref().map(|r| crate::parse::sha256_hex(r)))
-            };
             match &job.decision {
                 Decision::Reject(r) => {
                     c.rejection += 1;
-                    let raw_sha256 = sha(r.head.as_ref());
+                    let raw_sha256 = r.raw_sha256.clone();
                     if let (Some(h), Some(bytes)) = (&raw_sha256, &raw) {
                         batch.blobs.push((h.clone(), bytes.clone()));
                     }
@@ -402,6 +398,11 @@ mod tests {
         let raw = format!(
             "Message-ID: <{id}>\r\n{reply}From: a@customer.test\r\nSubject: s{uid}\r\n\r\nbody {uid}\r\n"
         );
+        raw_job(committed, uid, raw)
+    }
+
+    /// A job for UID `uid` of folder INBOX with `raw` as the message.
+    fn raw_job(committed: &Arc<Recipient<Committed>>, uid: u32, raw: String) -> WriteJob {
         let mailbox = Arc::new(test_mailbox(""));
         let decision = decide(parse(raw.as_bytes()), &mailbox);
         WriteJob {
@@ -482,6 +483,24 @@ mod tests {
                 outcomes(&third),
                 [(4, Outcome::Entry { ticket: 1, seq: 2 })]
             );
+        });
+    }
+
+    #[test]
+    fn an_unparseable_message_is_rejected_with_its_raw_message_kept() {
+        with_builder(|sink, store, builder| {
+            let raw = "\u{1}\u{2} not mail".to_owned();
+            let key = crate::parse::sha256_hex(raw.as_bytes());
+            let (batch, _, counts) = builder
+                .build(store, &[raw_job(sink, 1, raw.clone())])
+                .unwrap();
+            assert_eq!(counts.rejections, 1);
+            assert_eq!(batch.rejections[0].code, "message_unparseable");
+            assert_eq!(
+                batch.rejections[0].raw_sha256.as_deref(),
+                Some(key.as_str())
+            );
+            assert_eq!(batch.blobs, [(key, Bytes::from(raw))]);
         });
     }
 
