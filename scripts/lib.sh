@@ -43,8 +43,24 @@ ensure_rust() {
   fi
 }
 
+# Cargo records a workspace crate's sources relative to its package, and
+# judges them by mtime: after a build from another clone sharing this target
+# directory, sources older than that build count as fresh, and binaries that
+# name the other clone's paths (env!("CARGO_MANIFEST_DIR")) are reused. When
+# the clone changes, its sources are touched so that its crates (only those;
+# RocksDB stays built) are rebuilt.
+own_target_dir() {
+  local stamp="$CARGO_TARGET_DIR/.built-from"
+  mkdir -p "$CARGO_TARGET_DIR"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$ROOT" ]; then
+    git -C "$ROOT" ls-files -z '*.rs' | (cd "$ROOT" && xargs -0 -r touch)
+    printf '%s\n' "$ROOT" > "$stamp"
+  fi
+}
+
 ensure_all() {
   ensure_system_packages
   ensure_rust
+  own_target_dir
   cd "$ROOT"
 }

@@ -189,6 +189,43 @@ fn oversized_message_is_rejected_and_the_mailbox_goes_on() {
     g.wait_for_tickets(None, 3, WAIT);
 }
 
+/// The sync asks Dovecot which new messages are too large with a second
+/// SEARCH. Untagged SEARCH answers carry no tag and Dovecot runs pipelined
+/// SEARCHes at once, interleaving their answers: sent together, the two
+/// were mixed up (every UID "new", none "too large") and the oversized
+/// message was downloaded. Asked many times over, the answer stays right.
+#[test]
+fn the_too_large_search_answer_is_never_taken_for_the_new_mail_answer() {
+    use mailgate::mailbox::imap::{Imap, Steps};
+    let accounts = users("search", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    dovecot.deliver("search0", &mail::simple("a@c.test", "small"), None);
+    dovecot.deliver("search0", &mail::sized("huge@c.test", 300_000), None);
+    dovecot.deliver("search0", &mail::simple("b@c.test", "small"), None);
+    let text = mailbox("m", &dovecot, "search0", "");
+    let cfg = mailgate::config::from_toml(&text, std::path::Path::new(".")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut imap = Imap::connect(&cfg.mailboxes[0], 100_000, &mut Steps::default())
+            .await
+            .unwrap();
+        imap.select("INBOX").await.unwrap();
+        for _ in 0..20 {
+            assert_eq!(
+                imap.search_with_larger(0, None, 100_000).await.unwrap(),
+                (vec![1, 2, 3], vec![2])
+            );
+        }
+        assert_eq!(
+            imap.search_with_larger(3, None, 100_000).await.unwrap(),
+            (vec![], vec![])
+        );
+    });
+}
+
 #[test]
 fn reconnects_after_the_server_restarts_without_loss_or_duplicates() {
     let accounts = users("drop", 1);

@@ -106,14 +106,16 @@ pub struct Imap {
     mail_since_search: bool,
 }
 
-fn lost<E: std::fmt::Debug>(e: stream::Error<E>) -> MailboxError {
+fn lost<E: std::fmt::Display>(e: stream::Error<E>) -> MailboxError {
     match e {
         stream::Error::Closed => {
             MailboxError::ConnectionLost("the server closed the connection".into())
         }
         stream::Error::Io(e) => MailboxError::ConnectionLost(e.to_string()),
         stream::Error::Tls(e) => MailboxError::Tls(e.to_string()),
-        stream::Error::State(e) => MailboxError::Protocol(format!("{e:?}")),
+        // Its text, not its fields: those hold the discarded bytes (a whole
+        // message, for a response too long).
+        stream::Error::State(e) => MailboxError::Protocol(e.to_string()),
     }
 }
 
@@ -537,8 +539,10 @@ impl Imap {
 
     /// UIDs above `after` (and, with `since`, with an internal date on or
     /// after that day), ascending, and which of them are of messages larger
-    /// than `limit` bytes: both SEARCHes sent at once, one round trip
-    /// instead of a size per message or a second wait.
+    /// than `limit` bytes (one SEARCH instead of a size per message). The
+    /// second SEARCH waits for the first's completion: untagged SEARCH
+    /// answers carry no tag, and a server may run pipelined SEARCHes at
+    /// once and interleave their answers (Dovecot does).
     pub async fn search_with_larger(
         &mut self,
         after: u32,
@@ -546,11 +550,13 @@ impl Imap {
         limit: u32,
     ) -> Result<(Vec<u32>, Vec<u32>), MailboxError> {
         let all = self.send(search_above(after, since_key(since)?)?);
-        let large = self.send(search_above(after, Some(SearchKey::Larger(limit)))?);
         let uids = self.search_answer(&all, after).await?;
-        // Cleared between the answers: an EXISTS after the first one's
-        // completion is mail the first did not cover.
+        // The answer covers every message the server had announced.
         self.mail_since_search = false;
+        if uids.is_empty() {
+            return Ok((uids, Vec::new()));
+        }
+        let large = self.send(search_above(after, Some(SearchKey::Larger(limit)))?);
         let mut too_large = self.search_answer(&large, after).await?;
         // The second SEARCH may see mail the first did not: not fetched now.
         too_large.retain(|u| uids.binary_search(u).is_ok());
