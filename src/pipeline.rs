@@ -166,7 +166,9 @@ pub enum Body {
     Raw(Bytes),
     /// Larger than `max_message_bytes`: not downloaded.
     TooLarge {
-        /// RFC822.SIZE as the server reported it.
+        /// RFC822.SIZE as the server reported it; for a message that
+        /// streamed in longer than announced, the most a response may take
+        /// (a lower bound of its size).
         size: u32,
         /// The configured limit.
         limit: u32,

@@ -302,6 +302,43 @@ fn all_idle(g: &Gateway, n: usize) -> bool {
     boxes.len() == n && boxes.iter().all(|b| b["state"] == "idle")
 }
 
+/// A server's sizes can be estimates (Exchange's are): a message announced
+/// small (RFC822.SIZE, SEARCH LARGER) that is longer than any response the
+/// session reads is skipped by the client, recorded as rejected, and the
+/// mailbox goes on. It used to fail the session on it at every reconnect,
+/// holding back all later mail for good.
+#[test]
+fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
+    let rt = farm_runtime();
+    let farm = Farm::new(FarmConfig::new(1));
+    let listener = rt
+        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap();
+    farm.append(1, &mail::simple("a@c.test", "small before"));
+    farm.append_misreported(1, &mail::sized("huge@c.test", 300_000), 2_000);
+    farm.append(1, &mail::simple("b@c.test", "small after"));
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "max_message_bytes = 100000",
+        &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
+    );
+    g.wait_for_tickets(None, 2, WAIT);
+    eventually("a rejection recorded", WAIT, || g.rejections().len() == 1);
+    let rejection = &g.rejections()[0];
+    assert_eq!(rejection["code"], "message_too_large");
+    assert_eq!(rejection["source"]["uid"], 2);
+    assert!(rejection["size"].as_u64().unwrap() > 100_000, "{rejection}");
+    g.wait_for_state("user1", "idle", WAIT);
+    let view = g.json("/api/mailboxes/user1");
+    assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
+    // The session was not failed on it, and new mail keeps coming in.
+    assert!(view["last_error"].is_null(), "{view}");
+    farm.append(1, &mail::simple("c@c.test", "later"));
+    g.wait_for_tickets(None, 3, WAIT);
+    assert_eq!(g.rejections().len(), 1);
+}
+
 #[test]
 fn mailgate_takes_every_farm_message_once_through_faults() {
     const N: u32 = 40;

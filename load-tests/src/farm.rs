@@ -64,6 +64,9 @@ pub(crate) struct Mailbox {
 #[derive(Clone, Debug)]
 pub(crate) struct Stored {
     pub(crate) size: u32,
+    /// Its RFC822.SIZE, and the size SEARCH LARGER and SMALLER compare: its
+    /// length, unless appended with another.
+    pub(crate) announced: u32,
     pub(crate) date: DateTime<Utc>,
     injected: Instant,
     /// Appended bytes; `None` for a generated message.
@@ -161,6 +164,17 @@ impl Farm {
         self.store(user, raw.len(), Some(Arc::from(raw)))
     }
 
+    /// [`append`](Self::append), but the message's size is announced
+    /// (RFC822.SIZE, SEARCH LARGER) as `announced` bytes: a server whose
+    /// sizes are estimates, as Exchange's are. Its UID.
+    pub fn append_misreported(&self, user: u32, raw: &[u8], announced: u32) -> u32 {
+        let uid = self.append(user, raw);
+        if let Some(m) = self.mailbox(user).lock().get_mut(uid as usize - 1) {
+            m.announced = announced;
+        }
+        uid
+    }
+
     fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>) -> u32 {
         let mailbox = self.mailbox(user);
         let mut messages = mailbox.lock();
@@ -169,8 +183,10 @@ impl Farm {
             Some(_) => size,
             None => size.max(message::MIN_SIZE),
         };
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
         messages.push(Stored {
-            size: u32::try_from(size).unwrap_or(u32::MAX),
+            size,
+            announced: size,
             date,
             injected: Instant::now(),
             raw,

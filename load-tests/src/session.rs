@@ -627,7 +627,7 @@ fn fetch_response(
         .iter()
         .map(|name| match name {
             MessageDataItemName::Uid => MessageDataItem::Uid(seq),
-            MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(stored.size),
+            MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(stored.announced),
             MessageDataItemName::Flags => MessageDataItem::Flags(Vec::new()),
             MessageDataItemName::InternalDate => MessageDataItem::InternalDate(
                 DateTime::try_from(stored.date.fixed_offset())
@@ -692,8 +692,8 @@ fn matches(key: &SearchKey<'_>, n: u32, stored: &Stored, largest: u32) -> Option
         SearchKey::Since(date) => day >= *date.as_ref(),
         SearchKey::Before(date) => day < *date.as_ref(),
         SearchKey::On(date) => day == *date.as_ref(),
-        SearchKey::Larger(size) => stored.size > *size,
-        SearchKey::Smaller(size) => stored.size < *size,
+        SearchKey::Larger(size) => stored.announced > *size,
+        SearchKey::Smaller(size) => stored.announced < *size,
         SearchKey::Not(key) => !matches(key, n, stored, largest)?,
         SearchKey::And(keys) => {
             let mut all = true;

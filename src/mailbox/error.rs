@@ -79,6 +79,14 @@ pub enum MailboxError {
         /// The wait it suggested.
         retry_after: Duration,
     },
+    /// A response longer than any the session reads (it was skipped).
+    #[error("the server sent a response longer than {limit} bytes{}", uid.map(|u| format!(" (the message with UID {u})")).unwrap_or_default())]
+    ResponseTooLong {
+        /// The message it carried, when it was a FETCH response.
+        uid: Option<u32>,
+        /// The most a response may take: max_message_bytes and 64 KiB.
+        limit: u32,
+    },
     /// A notice, not a failure: the server lacks IDLE, so the mailbox polls.
     #[error("the server does not support IDLE; polling every {0} s instead")]
     IdleUnsupported(u64),
@@ -102,6 +110,7 @@ impl MailboxError {
             Self::TooManyConnections(_) => "imap_too_many_connections",
             Self::OAuthRefresh(_) => "oauth_token_refresh_failed",
             Self::Throttled { .. } => "imap_throttled",
+            Self::ResponseTooLong { .. } => "imap_response_too_long",
         }
     }
 
@@ -122,6 +131,7 @@ impl MailboxError {
             Self::OAuthRefresh(_) => "re-authorise the mailbox to get a new refresh token, and check oauth2_client_id, the client secret and oauth2_token_url",
             Self::TooManyConnections(_) => "the server limits connections per user or address: close other clients of this mailbox, watch fewer folders, or raise the server's limit",
             Self::Throttled { .. } => "the server asked for a pause; mailgate waits at least as long as it suggested before reconnecting",
+            Self::ResponseTooLong { .. } => "a message larger than the server announced is recorded as rejected (message_too_large) and the mailbox goes on; for any other response this long, raise pipeline.max_message_bytes",
         }
     }
 

@@ -12,7 +12,7 @@ use std::{
 
 use chrono::NaiveDate;
 use imap_next::{
-    client::{Client, Event, Options},
+    client::{self, Client, Event, Options},
     imap_types::{
         auth::{AuthMechanism, AuthenticateData},
         command::{Command, CommandBody},
@@ -104,6 +104,19 @@ pub struct Imap {
     /// An untagged EXISTS arrived after the last SEARCH (servers report new
     /// mail with any command's responses, once): search again before IDLE.
     mail_since_search: bool,
+    /// The longest response read; a longer one is skipped.
+    max_response: u32,
+}
+
+/// One message of a body fetch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FetchedBody {
+    /// The raw message.
+    Raw(Vec<u8>),
+    /// Longer than any response the session reads, though its announced
+    /// size was not (sizes can be estimates: Exchange's are): skipped, and
+    /// at least this many bytes.
+    TooLong(u32),
 }
 
 fn lost<E: std::fmt::Display>(e: stream::Error<E>) -> MailboxError {
@@ -234,6 +247,7 @@ impl Imap {
         // A message larger than the limit is never downloaded, so no response
         // needs more room than the limit plus the FETCH framing.
         options.max_response_size = max_message_bytes.saturating_add(64 * 1024);
+        let max_response = options.max_response_size;
         let stream = match cfg.security {
             Security::Tls => Stream::tls(Self::handshake(cfg, tcp, steps).await?),
             Security::None | Security::Starttls => Stream::insecure(tcp),
@@ -245,6 +259,7 @@ impl Imap {
             command_timeout: cfg.command_timeout,
             capabilities: String::new(),
             mail_since_search: false,
+            max_response,
         };
         steps.run(limit, "greeting", imap.greeting()).await?;
         if cfg.security == Security::Starttls {
@@ -314,7 +329,17 @@ impl Imap {
     }
 
     async fn event(&mut self) -> Result<Event, MailboxError> {
-        match self.stream.next(&mut self.client).await.map_err(lost)? {
+        let event = match self.stream.next(&mut self.client).await {
+            // The client skipped it to its end: the session may go on.
+            Err(stream::Error::State(client::Error::ResponseTooLong { discarded_bytes })) => {
+                return Err(MailboxError::ResponseTooLong {
+                    uid: fetch_uid(discarded_bytes.declassify()),
+                    limit: self.max_response,
+                })
+            }
+            other => other.map_err(lost)?,
+        };
+        match event {
             Event::StatusReceived {
                 status: Status::Bye(bye),
             } => Err(MailboxError::from_bye(bye.text.as_ref())),
@@ -630,18 +655,27 @@ impl Imap {
         Ok(self.send(body))
     }
 
-    /// The next (UID, raw message) of a body fetch; `None` when it is done.
+    /// The next (UID, message) of a body fetch; `None` when it is done.
     pub async fn next_body(
         &mut self,
         tag: &Tag<'static>,
-    ) -> Result<Option<(u32, Vec<u8>)>, MailboxError> {
-        while let Some(data) = self.next_data(tag).await? {
-            // Unsolicited FETCH responses (flag changes) carry no body.
-            if let Some(body) = body_of(data) {
-                return Ok(Some(body));
+    ) -> Result<Option<(u32, FetchedBody)>, MailboxError> {
+        loop {
+            match self.next_data(tag).await {
+                Ok(Some(data)) => {
+                    // Unsolicited FETCH responses (flag changes) carry no body.
+                    if let Some((uid, raw)) = body_of(data) {
+                        return Ok(Some((uid, FetchedBody::Raw(raw))));
+                    }
+                }
+                Ok(None) => return Ok(None),
+                Err(MailboxError::ResponseTooLong {
+                    uid: Some(uid),
+                    limit,
+                }) => return Ok(Some((uid, FetchedBody::TooLong(limit)))),
+                Err(e) => return Err(e),
             }
         }
-        Ok(None)
     }
 
     /// Waits in IDLE until new mail, the refresh interval, or `stop` resolves;
@@ -733,6 +767,28 @@ impl Imap {
     }
 }
 
+/// The UID a FETCH response names before its first literal
+/// (`* 7 FETCH (UID 42 BODY[] {…}`), from the start of its bytes.
+fn fetch_uid(response: &[u8]) -> Option<u32> {
+    let head = &response[..response.len().min(256)];
+    let head = &head[..head.iter().position(|&b| b == b'{').unwrap_or(head.len())];
+    let head = std::str::from_utf8(head).ok()?;
+    let mut words = head.split([' ', '(', ')']);
+    if !(words.next()? == "*" && words.next()?.parse::<u32>().is_ok()) {
+        return None;
+    }
+    if !words.next()?.eq_ignore_ascii_case("FETCH") {
+        return None;
+    }
+    let mut words = words.filter(|w| !w.is_empty());
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("UID") {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
 /// (UID, raw message) of a FETCH response that carries a body.
 fn body_of(data: Data<'static>) -> Option<(u32, Vec<u8>)> {
     let Data::Fetch { items, .. } = data else {
@@ -760,11 +816,37 @@ mod tests {
     use imap_codec::{decode::Decoder, ResponseCodec};
     use imap_next::imap_types::{response::Response, IntoStatic};
 
-    use super::{body_of, uid_set};
+    use super::{body_of, fetch_uid, uid_set};
 
     /// The body FETCH shapes servers send (vendored imap-codec decodes the
     /// two common ones on a fast path) and others, through the decoder the
     /// client uses.
+    #[test]
+    fn a_skipped_fetch_response_names_its_uid_when_it_comes_before_the_body() {
+        for (response, uid) in [
+            (
+                &b"* 2 FETCH (UID 42 BODY[] {300057}\r\nFrom: x"[..],
+                Some(42),
+            ),
+            (b"* 2 fetch (FLAGS (\\Seen) uid 7 BODY[] {9}\r\n", Some(7)),
+            (
+                b"* 2 FETCH (BODY[] {300057}\r\nUID 42 inside the message",
+                None,
+            ),
+            (b"* 2 FETCH (UID {3}\r\n", None),
+            (b"* SEARCH 1 2 3 4", None),
+            (b"* x FETCH (UID 5 BODY[] {1}\r\n", None),
+            (b"", None),
+        ] {
+            assert_eq!(
+                fetch_uid(response),
+                uid,
+                "{}",
+                String::from_utf8_lossy(response)
+            );
+        }
+    }
+
     #[test]
     fn bodies_are_read_from_every_fetch_shape() {
         let body = |input: &[u8]| match ResponseCodec::default().decode(input) {

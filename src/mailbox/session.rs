@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     admission::Admission,
     error::MailboxError,
-    imap::{IdleEnd, Imap, Steps},
+    imap::{FetchedBody, IdleEnd, Imap, Steps},
 };
 use crate::{
     config::{MailboxConfig, PipelineConfig},
@@ -297,11 +297,15 @@ async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<b
         let mut large = sizes.into_iter().peekable();
         if !small.is_empty() {
             let tag = imap.fetch_bodies(&small)?;
-            while let Some((uid, raw)) = next_body(imap, out, &tag).await? {
+            while let Some((uid, body)) = next_body(imap, out, &tag).await? {
                 while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
                     out.push(u, Body::TooLarge { size, limit }).await;
                 }
-                out.push(uid, Body::Raw(Bytes::from(raw))).await;
+                let body = match body {
+                    FetchedBody::Raw(raw) => Body::Raw(Bytes::from(raw)),
+                    FetchedBody::TooLong(size) => Body::TooLarge { size, limit },
+                };
+                out.push(uid, body).await;
             }
         }
         for (u, size) in large {
@@ -321,7 +325,7 @@ async fn next_body(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
     tag: &Tag<'static>,
-) -> Result<Option<(u32, Vec<u8>)>, MailboxError> {
+) -> Result<Option<(u32, FetchedBody)>, MailboxError> {
     // Polled once: reading the stream is cancel-safe (bytes read stay
     // buffered), so an unfinished attempt is simply made again.
     if let Some(next) = imap.next_body(tag).now_or_never() {
