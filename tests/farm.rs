@@ -7,6 +7,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
@@ -19,7 +20,7 @@ use imap_next::imap_types::{
     sequence::SequenceSet,
 };
 use imap_next::stream::Stream;
-use mailfarm::{Farm, FarmConfig, Fault};
+use mailfarm::{Farm, FarmConfig, Fault, Running};
 use support::{eventually, mail, users, Dovecot, DovecotOptions, Gateway};
 use tokio::net::TcpStream;
 
@@ -241,6 +242,12 @@ async fn conversation(port: u16, password: &str, deliver: impl Fn(&[u8])) -> Vec
     t.lines
 }
 
+/// `farm` listening on a free loopback port.
+fn listen(rt: &tokio::runtime::Runtime, farm: &Arc<Farm>) -> Running {
+    rt.block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap()
+}
+
 fn farm_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -260,9 +267,7 @@ fn the_farm_answers_mailgates_conversation_as_dovecot_does() {
         password: password.clone(),
         ..FarmConfig::new(1)
     });
-    let listener = rt
-        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .unwrap();
+    let listener = listen(&rt, &farm);
     for i in 1..=3 {
         let raw = mail::simple(&format!("m{i}@client.test"), &format!("message {i}"));
         dovecot.deliver("user1", &raw, None);
@@ -311,9 +316,7 @@ fn all_idle(g: &Gateway, n: usize) -> bool {
 fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
     let rt = farm_runtime();
     let farm = Farm::new(FarmConfig::new(1));
-    let listener = rt
-        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .unwrap();
+    let listener = listen(&rt, &farm);
     farm.append(1, &mail::simple("a@c.test", "small before"));
     farm.append_misreported(1, &mail::sized("huge@c.test", 300_000), 2_000);
     farm.append(1, &mail::simple("b@c.test", "small after"));
@@ -344,9 +347,7 @@ fn mailgate_takes_every_farm_message_once_through_faults() {
     const N: u32 = 40;
     let rt = farm_runtime();
     let farm = Farm::new(FarmConfig::new(N));
-    let listener = rt
-        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .unwrap();
+    let listener = listen(&rt, &farm);
     let port = listener.addr().port();
     // A backlog to catch up on, one large message among it.
     for user in 1..=N {
@@ -412,9 +413,7 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
     use mailgate::mailbox::imap::{Imap, Steps};
     let rt = farm_runtime();
     let farm = Farm::new(FarmConfig::new(1));
-    let listener = rt
-        .block_on(farm.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .unwrap();
+    let listener = listen(&rt, &farm);
     let text = farm_mailboxes(&farm, listener.addr().port(), 1, "");
     let cfg = mailgate::config::from_toml(&text, std::path::Path::new(".")).unwrap();
     rt.block_on(async {
