@@ -207,6 +207,7 @@ fn group_commit(c: &mut Criterion) {
     for (n, shape, name) in [
         (100u64, Shape::OneMailbox, "100_tickets_4KiB_synced"),
         (500, Shape::OneMailbox, "500_tickets_4KiB_synced"),
+        (1000, Shape::OneMailbox, "1000_tickets_4KiB_synced"),
         (
             500,
             Shape::Mailboxes1000,

@@ -73,7 +73,8 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, batch: CommitBatch) -> Result<(), StoreError>;
     /// The id counters as last committed.
     fn counters(&self) -> Result<Counters, StoreError>;
-    /// The most memory the store's own caches and write buffers take, bytes.
+    /// The most memory the store's own caches and write buffers take
+    /// between commits, bytes.
     fn memory_budget(&self) -> u64;
     /// The saved checkpoint of one mailbox folder.
     fn checkpoint(&self, mailbox: &str, folder: &str) -> Result<Option<Checkpoint>, StoreError>;

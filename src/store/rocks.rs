@@ -301,6 +301,13 @@ impl Store for RocksStore {
         // the batch that refers to them commits. Only this store's one
         // writer commits.
         let mut segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        segments.reserve(
+            b.entries
+                .iter()
+                .map(|e| e.content.json().len())
+                .sum::<usize>()
+                + b.blobs.iter().map(|(_, bytes)| bytes.len()).sum::<usize>(),
+        );
         let mut place = |bytes: &[u8]| segments.append(bytes);
         let entry_at: Vec<BlobRef> = b
             .entries
@@ -397,7 +404,7 @@ impl Store for RocksStore {
     }
 
     fn memory_budget(&self) -> u64 {
-        (MEMTABLE_BUDGET + BLOCK_CACHE) as u64
+        (MEMTABLE_BUDGET + BLOCK_CACHE + segments::RETAINED) as u64
     }
 
     fn counters(&self) -> Result<Counters, StoreError> {
