@@ -156,26 +156,22 @@ impl Farm {
     /// Adds a generated message of `size` bytes (at least
     /// [`MIN_SIZE`](crate::MIN_SIZE)) to `user`'s INBOX; its UID.
     pub fn inject(&self, user: u32, size: usize) -> u32 {
-        self.store(user, size, None)
+        self.store(user, size, None, None)
     }
 
     /// Adds `raw` to `user`'s INBOX as it is (an IMAP APPEND); its UID.
     pub fn append(&self, user: u32, raw: &[u8]) -> u32 {
-        self.store(user, raw.len(), Some(Arc::from(raw)))
+        self.store(user, raw.len(), Some(Arc::from(raw)), None)
     }
 
     /// [`append`](Self::append), but the message's size is announced
     /// (RFC822.SIZE, SEARCH LARGER) as `announced` bytes: a server whose
     /// sizes are estimates, as Exchange's are. Its UID.
     pub fn append_misreported(&self, user: u32, raw: &[u8], announced: u32) -> u32 {
-        let uid = self.append(user, raw);
-        if let Some(m) = self.mailbox(user).lock().get_mut(uid as usize - 1) {
-            m.announced = announced;
-        }
-        uid
+        self.store(user, raw.len(), Some(Arc::from(raw)), Some(announced))
     }
 
-    fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>) -> u32 {
+    fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>, announced: Option<u32>) -> u32 {
         let mailbox = self.mailbox(user);
         let mut messages = mailbox.lock();
         let date = Utc::now();
@@ -186,7 +182,7 @@ impl Farm {
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         messages.push(Stored {
             size,
-            announced: size,
+            announced: announced.unwrap_or(size),
             date,
             injected: Instant::now(),
             raw,

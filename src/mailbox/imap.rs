@@ -818,9 +818,6 @@ mod tests {
 
     use super::{body_of, fetch_uid, uid_set};
 
-    /// The body FETCH shapes servers send (vendored imap-codec decodes the
-    /// two common ones on a fast path) and others, through the decoder the
-    /// client uses.
     #[test]
     fn a_skipped_fetch_response_names_its_uid_when_it_comes_before_the_body() {
         for (response, uid) in [
@@ -847,6 +844,9 @@ mod tests {
         }
     }
 
+    /// The body FETCH shapes servers send (vendored imap-codec decodes the
+    /// two common ones on a fast path) and others, through the decoder the
+    /// client uses.
     #[test]
     fn bodies_are_read_from_every_fetch_shape() {
         let body = |input: &[u8]| match ResponseCodec::default().decode(input) {

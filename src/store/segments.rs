@@ -65,8 +65,8 @@ const BLOCK: usize = 4096;
 /// The most buffer kept between batches: 512 messages of ≈ 30 KiB (raw
 /// and encoded content) fit. A larger batch's buffer is given back, and
 /// the next one comes from fresh pages (1,000 4 KiB messages, 9 MiB, over
-/// a limit of 8 MiB: a third slower per ticket than 500). Counted in the
-/// store's memory budget.
+/// a limit of 8 MiB: under half the tickets per second of 500). Counted in
+/// the store's memory budget.
 pub const RETAINED: usize = 32 << 20;
 
 /// The segment files of one store, appended to by its one committer.
