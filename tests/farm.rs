@@ -342,6 +342,52 @@ fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
     assert_eq!(g.rejections().len(), 1);
 }
 
+/// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response
+/// whose message holds one; some servers send such messages as stored (the
+/// farm does). The message still becomes a ticket, its bytes as sent, and
+/// the mailbox goes on: it used to fail the session on it at every
+/// reconnect.
+#[test]
+fn a_message_with_a_nul_byte_becomes_a_ticket_and_the_mailbox_goes_on() {
+    let rt = farm_runtime();
+    let farm = Farm::new(FarmConfig::new(1));
+    let listener = listen(&rt, &farm);
+    let mut nul = mail::simple("nul@c.test", "with a NUL");
+    nul.extend_from_slice(b"binary\0junk\r\n");
+    farm.append(1, &mail::simple("a@c.test", "small before"));
+    farm.append(1, &nul);
+    farm.append(1, &mail::simple("b@c.test", "small after"));
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
+    );
+    g.wait_for_tickets(None, 3, WAIT);
+    g.wait_for_state("user1", "idle", WAIT);
+    let view = g.json("/api/mailboxes/user1");
+    assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
+    assert!(view["last_error"].is_null(), "{view}");
+    assert!(g.rejections().is_empty(), "{:?}", g.rejections());
+    let ticket = g
+        .tickets(None)
+        .into_iter()
+        .find(|t| t["subject"] == "with a NUL")
+        .expect("the NUL message's ticket");
+    let id = ticket["id"].as_u64().unwrap();
+    let full = g.json(&format!("/api/tickets/{id}"));
+    let sha = full["conversation"][0]["content"]["raw_sha256"]
+        .as_str()
+        .unwrap();
+    let (status, raw) =
+        support::gateway::http_get(g.port(), &format!("/api/messages/{sha}/raw")).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        raw.as_bytes().ends_with(b"binary\0junk\r\n"),
+        "the bytes as sent"
+    );
+}
+
 #[test]
 fn mailgate_takes_every_farm_message_once_through_faults() {
     const N: u32 = 40;

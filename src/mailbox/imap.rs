@@ -4,7 +4,9 @@
 //! LOGOUT. Every wait is bounded; every failure is a [`MailboxError`].
 
 use std::{
+    borrow::Cow,
     future::{poll_fn, Future},
+    num::NonZeroU32,
     pin::pin,
     task::Poll,
     time::Duration,
@@ -16,7 +18,8 @@ use imap_next::{
     imap_types::{
         auth::{AuthMechanism, AuthenticateData},
         command::{Command, CommandBody},
-        core::{Tag, Vec1},
+        core::{LiteralMode, NString8, Tag, Vec1},
+        extensions::binary::Literal8,
         fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
         response::{Capability, Code, Data, GreetingKind, Status, StatusKind},
         search::SearchKey,
@@ -336,6 +339,17 @@ impl Imap {
                     uid: fetch_uid(discarded_bytes.declassify()),
                     limit: self.max_response,
                 })
+            }
+            // A FETCH response refused for what its message holds (IMAP
+            // forbids NUL in a literal; some servers send messages as
+            // stored): the message is taken as sent.
+            Err(stream::Error::State(client::Error::MalformedMessage { discarded_bytes })) => {
+                match salvage_fetch(discarded_bytes.declassify()) {
+                    Some(data) => Event::DataReceived { data },
+                    None => {
+                        return Err(MailboxError::Protocol("Received malformed message".into()))
+                    }
+                }
             }
             other => other.map_err(lost)?,
         };
@@ -681,13 +695,15 @@ impl Imap {
     /// Waits in IDLE until new mail, the refresh interval, or `stop` resolves;
     /// then ends IDLE cleanly (DONE and the tagged OK). A socket silent for
     /// `keepalive` is tested the same way: DONE must be answered within
-    /// `answer_within`, or the session counts as dropped.
+    /// `answer_within`, or the session counts as dropped. `accepted` runs
+    /// once the server has accepted IDLE.
     pub async fn idle(
         &mut self,
         refresh: Duration,
         keepalive: Duration,
         answer_within: Duration,
         stop: impl std::future::Future<Output = ()>,
+        accepted: impl FnOnce(),
     ) -> Result<IdleEnd, MailboxError> {
         let tag = self.send(CommandBody::Idle);
         // The steps before and after the wait are boxed: this future lives
@@ -704,6 +720,7 @@ impl Imap {
             }
         })
         .await?;
+        accepted();
         let end = {
             tokio::pin!(stop);
             let deadline = tokio::time::sleep(refresh);
@@ -789,7 +806,44 @@ fn fetch_uid(response: &[u8]) -> Option<u32> {
     None
 }
 
-/// (UID, raw message) of a FETCH response that carries a body.
+/// `* n FETCH (UID u BODY[] {len}\r\n…)\r\n` read by hand, for a response
+/// the decoder refused: the UID before the literal, and the literal's bytes
+/// as they are, carried as the whole message in binary (`BINARY[]`, whose
+/// literal may hold NUL).
+fn salvage_fetch(response: &[u8]) -> Option<Data<'static>> {
+    let uid = NonZeroU32::new(fetch_uid(response)?)?;
+    let seq = std::str::from_utf8(response.get(2..)?.split(|&b| b == b' ').next()?)
+        .ok()?
+        .parse::<NonZeroU32>()
+        .ok()?;
+    let open = response.iter().position(|&b| b == b'{')?;
+    let close = open + response[open..].iter().position(|&b| b == b'}')?;
+    let len: usize = std::str::from_utf8(&response[open + 1..close])
+        .ok()?
+        .parse()
+        .ok()?;
+    let body = response
+        .get(close + 1..)?
+        .strip_prefix(b"\r\n")?
+        .get(..len)?;
+    let items = vec![
+        MessageDataItem::Uid(uid),
+        MessageDataItem::Binary {
+            section: Vec::new(),
+            value: NString8::Literal8(Literal8 {
+                data: Cow::Owned(body.to_vec()),
+                mode: LiteralMode::Sync,
+            }),
+        },
+    ];
+    Some(Data::Fetch {
+        seq,
+        items: Vec1::unvalidated(items),
+    })
+}
+
+/// (UID, raw message) of a FETCH response that carries a body: `BODY[]`,
+/// or the whole message in binary as [`salvage_fetch`] gives it.
 fn body_of(data: Data<'static>) -> Option<(u32, Vec<u8>)> {
     let Data::Fetch { items, .. } = data else {
         return None;
@@ -805,6 +859,10 @@ fn body_of(data: Data<'static>) -> Option<(u32, Vec<u8>)> {
                         .unwrap_or_default(),
                 )
             }
+            MessageDataItem::Binary {
+                section,
+                value: NString8::Literal8(literal),
+            } if section.is_empty() => raw = Some(literal.data.into_owned()),
             _ => {}
         }
     }
@@ -816,7 +874,31 @@ mod tests {
     use imap_codec::{decode::Decoder, ResponseCodec};
     use imap_next::imap_types::{response::Response, IntoStatic};
 
-    use super::{body_of, fetch_uid, uid_set};
+    use super::{body_of, fetch_uid, salvage_fetch, uid_set};
+
+    #[test]
+    fn a_refused_fetch_response_yields_its_message_as_sent() {
+        let salvaged = |r: &[u8]| salvage_fetch(r).and_then(body_of);
+        assert_eq!(
+            salvaged(b"* 3 FETCH (UID 42 BODY[] {7}\r\nhel\0lo!)\r\n"),
+            Some((42, b"hel\0lo!".to_vec()))
+        );
+        for refused in [
+            // No UID before the body: nothing to record it under.
+            &b"* 3 FETCH (BODY[] {7}\r\nhel\0lo! UID 42)\r\n"[..],
+            // Shorter than its literal says.
+            b"* 3 FETCH (UID 42 BODY[] {70}\r\nhel\0lo!)\r\n",
+            b"* 3 FETCH (UID 42 BODY[] {x}\r\nhel\0lo!)\r\n",
+            b"* LIST (\\Noselect) \"/\" {3}\r\na\0b\r\n",
+        ] {
+            assert_eq!(
+                salvaged(refused),
+                None,
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+    }
 
     #[test]
     fn a_skipped_fetch_response_names_its_uid_when_it_comes_before_the_body() {

@@ -252,10 +252,19 @@ impl SessionContext {
             }
             let stop = outlet.ctx.stop_signal();
             let end = if idle {
-                outlet.ctx.report(Progress::Idle);
-                let m = &outlet.ctx.mailbox;
-                imap.idle(m.idle_refresh, m.idle_keepalive, m.connection_timeout, stop)
-                    .await?
+                let ctx = &outlet.ctx;
+                let m = &ctx.mailbox;
+                // Idle once the server has said so: a connection that drops
+                // before is still being set up.
+                let accepted = || ctx.report(Progress::Idle);
+                imap.idle(
+                    m.idle_refresh,
+                    m.idle_keepalive,
+                    m.connection_timeout,
+                    stop,
+                    accepted,
+                )
+                .await?
             } else {
                 outlet.ctx.report(Progress::Polling);
                 Box::pin(imap.poll(outlet.ctx.mailbox.poll_interval, stop)).await?
