@@ -307,6 +307,48 @@ fn all_idle(g: &Gateway, n: usize) -> bool {
     boxes.len() == n && boxes.iter().all(|b| b["state"] == "idle")
 }
 
+/// One farm mailbox holding "small before", what a test appends, and
+/// "small after", with a gateway over it.
+struct AroundOne {
+    g: Gateway,
+    farm: Arc<Farm>,
+    _listener: Running,
+    _rt: tokio::runtime::Runtime,
+    _data: tempfile::TempDir,
+}
+
+impl AroundOne {
+    fn start(middle: impl FnOnce(&Farm), pipeline: &str) -> Self {
+        let rt = farm_runtime();
+        let farm = Farm::new(FarmConfig::new(1));
+        let listener = listen(&rt, &farm);
+        farm.append(1, &mail::simple("a@c.test", "small before"));
+        middle(&farm);
+        farm.append(1, &mail::simple("b@c.test", "small after"));
+        let data = tempfile::tempdir().unwrap();
+        let g = Gateway::start(
+            &data.path().join("store"),
+            pipeline,
+            &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
+        );
+        Self {
+            g,
+            farm,
+            _listener: listener,
+            _rt: rt,
+            _data: data,
+        }
+    }
+
+    /// The mailbox went past the middle message and idles, unfailed.
+    fn went_on(&self) {
+        self.g.wait_for_state("user1", "idle", WAIT);
+        let view = self.g.json("/api/mailboxes/user1");
+        assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
+        assert!(view["last_error"].is_null(), "{view}");
+    }
+}
+
 /// A server's sizes can be estimates (Exchange's are): a message announced
 /// small (RFC822.SIZE, SEARCH LARGER) that is longer than any response the
 /// session reads is skipped by the client, recorded as rejected, and the
@@ -314,30 +356,23 @@ fn all_idle(g: &Gateway, n: usize) -> bool {
 /// holding back all later mail for good.
 #[test]
 fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
-    let rt = farm_runtime();
-    let farm = Farm::new(FarmConfig::new(1));
-    let listener = listen(&rt, &farm);
-    farm.append(1, &mail::simple("a@c.test", "small before"));
-    farm.append_misreported(1, &mail::sized("huge@c.test", 300_000), 2_000);
-    farm.append(1, &mail::simple("b@c.test", "small after"));
-    let data = tempfile::tempdir().unwrap();
-    let g = Gateway::start(
-        &data.path().join("store"),
+    let huge = mail::sized("huge@c.test", 300_000);
+    let run = AroundOne::start(
+        |farm| {
+            farm.append_misreported(1, &huge, 2_000);
+        },
         "max_message_bytes = 100000",
-        &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
     );
+    let g = &run.g;
     g.wait_for_tickets(None, 2, WAIT);
     eventually("a rejection recorded", WAIT, || g.rejections().len() == 1);
     let rejection = &g.rejections()[0];
     assert_eq!(rejection["code"], "message_too_large");
     assert_eq!(rejection["source"]["uid"], 2);
     assert!(rejection["size"].as_u64().unwrap() > 100_000, "{rejection}");
-    g.wait_for_state("user1", "idle", WAIT);
-    let view = g.json("/api/mailboxes/user1");
-    assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
-    // The session was not failed on it, and new mail keeps coming in.
-    assert!(view["last_error"].is_null(), "{view}");
-    farm.append(1, &mail::simple("c@c.test", "later"));
+    run.went_on();
+    // New mail keeps coming in.
+    run.farm.append(1, &mail::simple("c@c.test", "later"));
     g.wait_for_tickets(None, 3, WAIT);
     assert_eq!(g.rejections().len(), 1);
 }
@@ -349,25 +384,17 @@ fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
 /// reconnect.
 #[test]
 fn a_message_with_a_nul_byte_becomes_a_ticket_and_the_mailbox_goes_on() {
-    let rt = farm_runtime();
-    let farm = Farm::new(FarmConfig::new(1));
-    let listener = listen(&rt, &farm);
     let mut nul = mail::simple("nul@c.test", "with a NUL");
     nul.extend_from_slice(b"binary\0junk\r\n");
-    farm.append(1, &mail::simple("a@c.test", "small before"));
-    farm.append(1, &nul);
-    farm.append(1, &mail::simple("b@c.test", "small after"));
-    let data = tempfile::tempdir().unwrap();
-    let g = Gateway::start(
-        &data.path().join("store"),
+    let run = AroundOne::start(
+        |farm| {
+            farm.append(1, &nul);
+        },
         "",
-        &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
     );
+    let g = &run.g;
     g.wait_for_tickets(None, 3, WAIT);
-    g.wait_for_state("user1", "idle", WAIT);
-    let view = g.json("/api/mailboxes/user1");
-    assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
-    assert!(view["last_error"].is_null(), "{view}");
+    run.went_on();
     assert!(g.rejections().is_empty(), "{:?}", g.rejections());
     let ticket = g
         .tickets(None)
