@@ -784,19 +784,25 @@ impl Imap {
     }
 }
 
-/// The UID a FETCH response names before its first literal
-/// (`* 7 FETCH (UID 42 BODY[] {…}`), from the start of its bytes.
-fn fetch_uid(response: &[u8]) -> Option<u32> {
+/// The words of a FETCH response's start (`* 7 FETCH (UID 42 BODY[] {…}`)
+/// after `FETCH`, up to its first literal; `None` for another response.
+fn fetch_head(response: &[u8]) -> Option<std::str::Split<'_, [char; 3]>> {
     let head = &response[..response.len().min(256)];
     let head = &head[..head.iter().position(|&b| b == b'{').unwrap_or(head.len())];
-    let head = std::str::from_utf8(head).ok()?;
-    let mut words = head.split([' ', '(', ')']);
-    if !(words.next()? == "*" && words.next()?.parse::<u32>().is_ok()) {
-        return None;
-    }
-    if !words.next()?.eq_ignore_ascii_case("FETCH") {
-        return None;
-    }
+    let mut words = std::str::from_utf8(head).ok()?.split([' ', '(', ')']);
+    let fetch = words.next()? == "*"
+        && words.next()?.parse::<u32>().is_ok()
+        && words.next()?.eq_ignore_ascii_case("FETCH");
+    fetch.then_some(words)
+}
+
+/// The UID a FETCH response names before its first literal.
+fn fetch_uid(response: &[u8]) -> Option<u32> {
+    uid_item(fetch_head(response)?)
+}
+
+/// The number after the first `UID` among `words`.
+fn uid_item<'a>(words: impl Iterator<Item = &'a str>) -> Option<u32> {
     let mut words = words.filter(|w| !w.is_empty());
     while let Some(word) = words.next() {
         if word.eq_ignore_ascii_case("UID") {
@@ -806,12 +812,11 @@ fn fetch_uid(response: &[u8]) -> Option<u32> {
     None
 }
 
-/// `* n FETCH (UID u BODY[] {len}\r\n…)\r\n` read by hand, for a response
-/// the decoder refused: the UID before the literal, and the literal's bytes
-/// as they are, carried as the whole message in binary (`BINARY[]`, whose
-/// literal may hold NUL).
+/// `* n FETCH (UID u BODY[] {len}\r\n…)\r\n` (or with the UID after the
+/// body) read by hand, for a response the decoder refused: the UID and the
+/// literal's bytes as they are, carried as the whole message in binary
+/// (`BINARY[]`, whose literal may hold NUL).
 fn salvage_fetch(response: &[u8]) -> Option<Data<'static>> {
-    let uid = NonZeroU32::new(fetch_uid(response)?)?;
     let seq = std::str::from_utf8(response.get(2..)?.split(|&b| b == b' ').next()?)
         .ok()?
         .parse::<NonZeroU32>()
@@ -822,10 +827,12 @@ fn salvage_fetch(response: &[u8]) -> Option<Data<'static>> {
         .ok()?
         .parse()
         .ok()?;
-    let body = response
-        .get(close + 1..)?
-        .strip_prefix(b"\r\n")?
-        .get(..len)?;
+    let rest = response.get(close + 1..)?.strip_prefix(b"\r\n")?;
+    let body = rest.get(..len)?;
+    let after = || std::str::from_utf8(&rest[len..]).ok();
+    let uid =
+        uid_item(fetch_head(response)?).or_else(|| uid_item(after()?.split([' ', '(', ')'])))?;
+    let uid = NonZeroU32::new(uid)?;
     let items = vec![
         MessageDataItem::Uid(uid),
         MessageDataItem::Binary {
@@ -883,13 +890,18 @@ mod tests {
             salvaged(b"* 3 FETCH (UID 42 BODY[] {7}\r\nhel\0lo!)\r\n"),
             Some((42, b"hel\0lo!".to_vec()))
         );
+        assert_eq!(
+            salvaged(b"* 3 FETCH (BODY[] {7}\r\nhel\0lo! UID 42)\r\n"),
+            Some((42, b"hel\0lo!".to_vec()))
+        );
         for refused in [
-            // No UID before the body: nothing to record it under.
-            &b"* 3 FETCH (BODY[] {7}\r\nhel\0lo! UID 42)\r\n"[..],
+            // No UID: nothing to record it under.
+            &b"* 3 FETCH (BODY[] {7}\r\nhel\0lo!)\r\n"[..],
             // Shorter than its literal says.
             b"* 3 FETCH (UID 42 BODY[] {70}\r\nhel\0lo!)\r\n",
             b"* 3 FETCH (UID 42 BODY[] {x}\r\nhel\0lo!)\r\n",
             b"* LIST (\\Noselect) \"/\" {3}\r\na\0b\r\n",
+            b"* LIST () {3}\r\na\0b UID 5)\r\n",
         ] {
             assert_eq!(
                 salvaged(refused),
