@@ -231,6 +231,10 @@ async fn conversation(port: u16, password: &str, deliver: impl Fn(&[u8])) -> Vec
     t.until_tagged(&tag).await;
     t.run(CommandBody::Noop).await;
     t.run(uid_search("4:*")).await;
+    // A wake-up's new mail with its sizes; `9:*` reaches back to the last.
+    let sizes = || vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size];
+    t.run(uid_fetch("4:*", sizes())).await;
+    t.run(uid_fetch("9:*", sizes())).await;
     t.run(CommandBody::select("Nope").unwrap()).await;
     t.run(CommandBody::Logout).await;
 
@@ -518,5 +522,19 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
             (vec![2], vec![2])
         );
         assert!(!imap.mail_since_search());
+        // A wake-up's sync: the new messages and their sizes at once.
+        farm.inject(1, 4096);
+        farm.inject(1, 512);
+        assert_eq!(imap.sizes(&[1]).await.unwrap().len(), 1);
+        assert!(imap.mail_since_search());
+        assert_eq!(
+            imap.new_with_sizes(2, 1024).await.unwrap(),
+            (vec![3, 4], vec![3])
+        );
+        assert!(!imap.mail_since_search());
+        assert_eq!(
+            imap.new_with_sizes(4, 1024).await.unwrap(),
+            (vec![], vec![])
+        );
     });
 }

@@ -184,9 +184,17 @@ fn oversized_message_is_rejected_and_the_mailbox_goes_on() {
     assert_eq!(rejections[0]["code"], "message_too_large");
     assert_eq!(rejections[0]["source"]["uid"], 2);
     assert!(rejections[0]["size"].as_u64().unwrap() >= 300_000);
-    // Still alive: new mail keeps coming in.
+    // Still alive: new mail keeps coming in, and an oversized message that
+    // arrives while it idles is found by its size too.
     dovecot.deliver("big0", &mail::simple("c@c.test", "later"), None);
     g.wait_for_tickets(None, 3, WAIT);
+    dovecot.deliver("big0", &mail::sized("huge2@c.test", 300_000), None);
+    wait_for_checkpoint(&g, "m", 5);
+    let rejections = g.rejections();
+    assert_eq!(rejections.len(), 2, "{rejections:?}");
+    assert_eq!(rejections[1]["code"], "message_too_large");
+    assert_eq!(rejections[1]["source"]["uid"], 5);
+    assert_eq!(g.tickets(None).len(), 3);
 }
 
 /// The sync asks Dovecot which new messages are too large with a second

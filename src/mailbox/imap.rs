@@ -621,11 +621,43 @@ impl Imap {
         Ok(uids)
     }
 
+    /// UIDs above `after`, ascending, and which of them are of messages
+    /// larger than `limit` bytes, from one `UID FETCH after+1:* (UID
+    /// RFC822.SIZE)`: for the few messages an IDLE wake-up brings, one round
+    /// trip instead of [`search_with_larger`](Self::search_with_larger)'s
+    /// two (a size per message is what a catch-up of thousands avoids).
+    pub async fn new_with_sizes(
+        &mut self,
+        after: u32,
+        limit: u32,
+    ) -> Result<(Vec<u32>, Vec<u32>), MailboxError> {
+        let mut sizes = self
+            .sizes_in(&format!("{}:*", after.saturating_add(1)))
+            .await?;
+        // The answer covers every message the server had announced.
+        self.mail_since_search = false;
+        // `N:*` matches the highest UID even when it is below N.
+        sizes.retain(|(u, _)| *u > after);
+        sizes.dedup_by_key(|(u, _)| *u);
+        let uids = sizes.iter().map(|(u, _)| *u).collect();
+        let too_large = sizes
+            .iter()
+            .filter(|(_, s)| *s > limit)
+            .map(|(u, _)| *u)
+            .collect();
+        Ok((uids, too_large))
+    }
+
     /// (UID, RFC822.SIZE) of each of `uids` still in the folder, ascending.
     pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, MailboxError> {
+        self.sizes_in(&uid_set(uids)).await
+    }
+
+    /// (UID, RFC822.SIZE) of each message in the UID set `set`, ascending.
+    async fn sizes_in(&mut self, set: &str) -> Result<Vec<(u32, u32)>, MailboxError> {
         let items = vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size];
         let body = CommandBody::fetch(
-            sequence(&uid_set(uids))?,
+            sequence(set)?,
             MacroOrMessageDataItemNames::MessageDataItemNames(items),
             true,
         )

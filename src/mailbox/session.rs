@@ -241,12 +241,14 @@ impl SessionContext {
         let mut outlet = Outlet::new(self, selected.uidvalidity, start);
         let mut last = start;
         let idle = imap.has("IDLE");
+        let mut catching_up = true;
         loop {
             outlet.ctx.report(Progress::Syncing);
-            if !Box::pin(sync(&mut imap, &mut outlet, &mut last)).await? {
+            if !Box::pin(sync(&mut imap, &mut outlet, &mut last, catching_up)).await? {
                 Box::pin(imap.logout()).await;
                 return Ok(());
             }
+            catching_up = false;
             if imap.mail_since_search() {
                 continue;
             }
@@ -282,15 +284,25 @@ impl SessionContext {
 
 /// Fetches every message above `last` into the pipeline, in UID order.
 /// Returns `false` if it stopped early for shutdown.
-async fn sync(imap: &mut Imap, out: &mut Outlet<'_>, last: &mut u32) -> Result<bool, MailboxError> {
+async fn sync(
+    imap: &mut Imap,
+    out: &mut Outlet<'_>,
+    last: &mut u32,
+    catching_up: bool,
+) -> Result<bool, MailboxError> {
     let cfg = out.ctx.mailbox.clone();
     let limit = out.ctx.pipeline.max_message_bytes;
-    // Messages too large to download are found by a SEARCH sent with the
-    // first (a size per message cost more than the rest of its receipt);
-    // only their sizes are fetched, for the rejection record.
-    let (uids, too_large) = imap
-        .search_with_larger(*last, cfg.sync_start_date, limit)
-        .await?;
+    // A catch-up finds messages too large to download by a second SEARCH
+    // (a size per message cost more than the rest of its receipt); only
+    // their sizes are fetched, for the rejection record. The few messages
+    // of a wake-up come with their sizes in one round trip.
+    let (uids, too_large) = match catching_up || cfg.sync_start_date.is_some() {
+        true => {
+            imap.search_with_larger(*last, cfg.sync_start_date, limit)
+                .await?
+        }
+        false => imap.new_with_sizes(*last, limit).await?,
+    };
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
             out.flush();
