@@ -296,12 +296,11 @@ async fn sync(
     // (a size per message cost more than the rest of its receipt); only
     // their sizes are fetched, for the rejection record. The few messages
     // of a wake-up come with their sizes in one round trip.
-    let (uids, too_large) = match catching_up || cfg.sync_start_date.is_some() {
-        true => {
-            imap.search_with_larger(*last, cfg.sync_start_date, limit)
-                .await?
-        }
-        false => imap.new_with_sizes(*last, limit).await?,
+    let (uids, too_large) = if catching_up || cfg.sync_start_date.is_some() {
+        imap.search_with_larger(*last, cfg.sync_start_date, limit)
+            .await?
+    } else {
+        imap.new_with_sizes(*last, limit).await?
     };
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
