@@ -77,27 +77,62 @@ impl Gateway {
         g
     }
 
+    /// Starts the gateway and waits until it serves /readyz on its port. A
+    /// port taken between [`free_port`] and the bind (by another test's
+    /// connection or listener) is replaced and the start tried again.
     fn launch(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mailgate"))
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", &self.rust_log)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start mailgate");
-        self.child = Some(child);
-        let port = self.port;
-        eventually("mailgate /readyz", Duration::from_secs(20), || {
-            http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
-        });
+        for _ in 0..5 {
+            let from = fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("log file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_mailgate"))
+                .arg("run")
+                .arg("--config")
+                .arg(&self.config)
+                .env("RUST_LOG", &self.rust_log)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start mailgate");
+            let port = self.port;
+            let since_launch = || {
+                fs::read(&self.log)
+                    .map(|b| String::from_utf8_lossy(&b[from.min(b.len())..]).into_owned())
+                    .unwrap_or_default()
+            };
+            let mut exited = false;
+            // Ready means this process said it listens (another could
+            // answer on a port it failed to take) and /readyz answers.
+            eventually("mailgate /readyz", Duration::from_secs(20), || {
+                exited = matches!(child.try_wait(), Ok(Some(_)));
+                exited
+                    || (since_launch().contains("mailgate running")
+                        && http_get(port, "/readyz").is_some_and(|(status, _)| status == 200))
+            });
+            if !exited {
+                self.child = Some(child);
+                return;
+            }
+            let text = since_launch();
+            assert!(
+                text.contains("Address already in use"),
+                "mailgate exited at start:\n{text}"
+            );
+            let listen = |port: u16| format!("listen = \"127.0.0.1:{port}\"");
+            self.port = free_port();
+            self.header = self.header.replace(&listen(port), &listen(self.port));
+            let config = fs::read_to_string(&self.config).expect("read config");
+            fs::write(
+                &self.config,
+                config.replace(&listen(port), &listen(self.port)),
+            )
+            .expect("write config");
+        }
+        panic!("no free port for mailgate after five tries");
     }
 
     /// Starts the gateway again with the same config and store.
