@@ -519,7 +519,7 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
         );
         assert_eq!(
             imap.search_with_larger(1, None, 1024).await.unwrap(),
-            (vec![2], vec![2])
+            (vec![2], vec![(2, 2048)])
         );
         assert!(!imap.mail_since_search());
         // A wake-up's sync: the new messages and their sizes at once.
@@ -529,7 +529,7 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
         assert!(imap.mail_since_search());
         assert_eq!(
             imap.new_with_sizes(2, 1024).await.unwrap(),
-            (vec![3, 4], vec![3])
+            (vec![3, 4], vec![(3, 4096)])
         );
         assert!(!imap.mail_since_search());
         assert_eq!(

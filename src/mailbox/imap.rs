@@ -577,39 +577,47 @@ impl Imap {
     }
 
     /// UIDs above `after` (and, with `since`, with an internal date on or
-    /// after that day), ascending, and which of them are of messages larger
-    /// than `limit` bytes (one SEARCH instead of a size per message). The
-    /// second SEARCH waits for the first's completion: untagged SEARCH
-    /// answers carry no tag, and a server may run pipelined SEARCHes at
-    /// once and interleave their answers (Dovecot does).
+    /// after that day), ascending, and (UID, RFC822.SIZE) of those larger
+    /// than `limit` bytes (one SEARCH instead of a size per message, then
+    /// the sizes of the few it finds). The second SEARCH waits for the
+    /// first's completion: untagged SEARCH answers carry no tag, and a
+    /// server may run pipelined SEARCHes at once and interleave their
+    /// answers (Dovecot does).
     pub async fn search_with_larger(
         &mut self,
         after: u32,
         since: Option<NaiveDate>,
         limit: u32,
-    ) -> Result<(Vec<u32>, Vec<u32>), MailboxError> {
-        let all = self.send(search_above(after, since_key(since)?)?);
-        let uids = self.search_answer(&all, after).await?;
+    ) -> Result<(Vec<u32>, Vec<(u32, u32)>), MailboxError> {
+        let uids = self
+            .search(search_above(after, since_key(since)?)?, after)
+            .await?;
         // The answer covers every message the server had announced.
         self.mail_since_search = false;
         if uids.is_empty() {
             return Ok((uids, Vec::new()));
         }
-        let large = self.send(search_above(after, Some(SearchKey::Larger(limit)))?);
-        let mut too_large = self.search_answer(&large, after).await?;
+        let mut too_large = self
+            .search(search_above(after, Some(SearchKey::Larger(limit)))?, after)
+            .await?;
         // The second SEARCH may see mail the first did not: not fetched now.
         too_large.retain(|u| uids.binary_search(u).is_ok());
-        Ok((uids, too_large))
+        let sizes = match too_large.is_empty() {
+            true => Vec::new(),
+            false => self.sizes(&too_large).await?,
+        };
+        Ok((uids, sizes))
     }
 
-    /// The UIDs above `after` that the SEARCH `tag` found, ascending.
-    async fn search_answer(
+    /// The UIDs above `after` that the SEARCH `body` finds, ascending.
+    async fn search(
         &mut self,
-        tag: &Tag<'static>,
+        body: CommandBody<'static>,
         after: u32,
     ) -> Result<Vec<u32>, MailboxError> {
+        let tag = self.send(body);
         let mut uids = Vec::new();
-        while let Some(data) = self.next_data(tag).await? {
+        while let Some(data) = self.next_data(&tag).await? {
             if let Data::Search(found, ..) = data {
                 uids.extend(found.iter().map(|u| u.get()));
             }
@@ -621,16 +629,16 @@ impl Imap {
         Ok(uids)
     }
 
-    /// UIDs above `after`, ascending, and which of them are of messages
-    /// larger than `limit` bytes, from one `UID FETCH after+1:* (UID
-    /// RFC822.SIZE)`: for the few messages an IDLE wake-up brings, one round
-    /// trip instead of [`search_with_larger`](Self::search_with_larger)'s
-    /// two (a size per message is what a catch-up of thousands avoids).
+    /// UIDs above `after`, ascending, and (UID, RFC822.SIZE) of those larger
+    /// than `limit` bytes, from one `UID FETCH after+1:* (UID RFC822.SIZE)`:
+    /// for the few messages an IDLE wake-up brings, one round trip instead
+    /// of [`search_with_larger`](Self::search_with_larger)'s two or three
+    /// (a size per message is what a catch-up of thousands avoids).
     pub async fn new_with_sizes(
         &mut self,
         after: u32,
         limit: u32,
-    ) -> Result<(Vec<u32>, Vec<u32>), MailboxError> {
+    ) -> Result<(Vec<u32>, Vec<(u32, u32)>), MailboxError> {
         let mut sizes = self
             .sizes_in(&format!("{}:*", after.saturating_add(1)))
             .await?;
@@ -640,12 +648,8 @@ impl Imap {
         sizes.retain(|(u, _)| *u > after);
         sizes.dedup_by_key(|(u, _)| *u);
         let uids = sizes.iter().map(|(u, _)| *u).collect();
-        let too_large = sizes
-            .iter()
-            .filter(|(_, s)| *s > limit)
-            .map(|(u, _)| *u)
-            .collect();
-        Ok((uids, too_large))
+        sizes.retain(|(_, s)| *s > limit);
+        Ok((uids, sizes))
     }
 
     /// (UID, RFC822.SIZE) of each of `uids` still in the folder, ascending.

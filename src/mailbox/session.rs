@@ -293,9 +293,9 @@ async fn sync(
     let cfg = out.ctx.mailbox.clone();
     let limit = out.ctx.pipeline.max_message_bytes;
     // A catch-up finds messages too large to download by a second SEARCH
-    // (a size per message cost more than the rest of its receipt); only
-    // their sizes are fetched, for the rejection record. The few messages
-    // of a wake-up come with their sizes in one round trip.
+    // (a size per message cost more than the rest of its receipt) and then
+    // their sizes, for the rejection record. The few messages of a wake-up
+    // come with their sizes in one round trip.
     let (uids, too_large) = if catching_up || cfg.sync_start_date.is_some() {
         imap.search_with_larger(*last, cfg.sync_start_date, limit)
             .await?
@@ -307,14 +307,14 @@ async fn sync(
             out.flush();
             return Ok(false);
         }
-        let (large, small): (Vec<u32>, Vec<u32>) = chunk
+        let is_large = |u: &u32| too_large.binary_search_by_key(u, |(l, _)| *l).is_ok();
+        let small: Vec<u32> = chunk.iter().copied().filter(|u| !is_large(u)).collect();
+        let (first, end) = (chunk[0], chunk[chunk.len() - 1]);
+        let mut large = too_large
             .iter()
-            .partition(|u| too_large.binary_search(u).is_ok());
-        let sizes = match large.is_empty() {
-            true => Vec::new(),
-            false => imap.sizes(&large).await?,
-        };
-        let mut large = sizes.into_iter().peekable();
+            .copied()
+            .filter(|(u, _)| (first..=end).contains(u))
+            .peekable();
         if !small.is_empty() {
             let tag = imap.fetch_bodies(&small)?;
             while let Some((uid, body)) = next_body(imap, out, &tag).await? {
