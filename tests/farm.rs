@@ -316,19 +316,21 @@ fn all_idle(g: &Gateway, n: usize) -> bool {
 struct AroundOne {
     g: Gateway,
     farm: Arc<Farm>,
+    /// The UID of "small after".
+    last: u32,
     _listener: Running,
     _rt: tokio::runtime::Runtime,
     _data: tempfile::TempDir,
 }
 
 impl AroundOne {
-    fn start(middle: impl FnOnce(&Farm), pipeline: &str) -> Self {
+    fn start(config: FarmConfig, middle: impl FnOnce(&Farm), pipeline: &str) -> Self {
         let rt = farm_runtime();
-        let farm = Farm::new(FarmConfig::new(1));
+        let farm = Farm::new(config);
         let listener = listen(&rt, &farm);
         farm.append(1, &mail::simple("a@c.test", "small before"));
         middle(&farm);
-        farm.append(1, &mail::simple("b@c.test", "small after"));
+        let last = farm.append(1, &mail::simple("b@c.test", "small after"));
         let data = tempfile::tempdir().unwrap();
         let g = Gateway::start(
             &data.path().join("store"),
@@ -338,6 +340,7 @@ impl AroundOne {
         Self {
             g,
             farm,
+            last,
             _listener: listener,
             _rt: rt,
             _data: data,
@@ -348,7 +351,7 @@ impl AroundOne {
     fn went_on(&self) {
         self.g.wait_for_state("user1", "idle", WAIT);
         let view = self.g.json("/api/mailboxes/user1");
-        assert_eq!(view["checkpoint"]["INBOX"]["uid"], 3, "{view}");
+        assert_eq!(view["checkpoint"]["INBOX"]["uid"], self.last, "{view}");
         assert!(view["last_error"].is_null(), "{view}");
     }
 }
@@ -362,6 +365,7 @@ impl AroundOne {
 fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
     let huge = mail::sized("huge@c.test", 300_000);
     let run = AroundOne::start(
+        FarmConfig::new(1),
         |farm| {
             farm.append_misreported(1, &huge, 2_000);
         },
@@ -381,6 +385,63 @@ fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
     assert_eq!(g.rejections().len(), 1);
 }
 
+/// Some servers name the UID after the message (`* 3 FETCH (BODY[] {…}…
+/// UID 3)`): a message longer than announced is then skipped with its UID,
+/// and the response does not say which message it was. The messages after
+/// the last one placed are fetched again, one at a time until one comes
+/// back: the long one is recorded as rejected under its own UID, every
+/// other message becomes one ticket, and the mailbox goes on. The session
+/// used to fail on it at every reconnect.
+#[test]
+fn a_long_message_whose_uid_comes_after_it_is_rejected_under_its_own_uid() {
+    let huge = mail::sized("huge@c.test", 300_000);
+    let run = AroundOne::start(
+        FarmConfig {
+            uid_last: true,
+            ..FarmConfig::new(1)
+        },
+        |farm| {
+            farm.append(1, &mail::simple("c@c.test", "small between 1"));
+            farm.append_misreported(1, &huge, 2_000);
+            farm.append(1, &mail::simple("d@c.test", "small between 2"));
+        },
+        "max_message_bytes = 100000",
+    );
+    let g = &run.g;
+    g.wait_for_tickets(None, 4, WAIT);
+    eventually("a rejection recorded", WAIT, || g.rejections().len() == 1);
+    let rejection = &g.rejections()[0];
+    assert_eq!(rejection["code"], "message_too_large");
+    assert_eq!(rejection["source"]["uid"], 3);
+    run.went_on();
+    let mut subjects: Vec<String> = g
+        .tickets(None)
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap().to_owned())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "small after",
+            "small before",
+            "small between 1",
+            "small between 2"
+        ]
+    );
+    // Arriving while idle, the long one first in its fetch.
+    let long = run.farm.append_misreported(1, &huge, 2_000);
+    run.farm.append(1, &mail::simple("e@c.test", "later"));
+    g.wait_for_tickets(None, 5, WAIT);
+    eventually("a second rejection", WAIT, || g.rejections().len() == 2);
+    let uids: Vec<_> = g
+        .rejections()
+        .iter()
+        .map(|r| r["source"]["uid"].clone())
+        .collect();
+    assert!(uids.contains(&long.into()), "{uids:?}");
+}
+
 /// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response
 /// whose message holds one; some servers send such messages as stored (the
 /// farm does). The message still becomes a ticket, its bytes as sent, and
@@ -391,6 +452,7 @@ fn a_message_with_a_nul_byte_becomes_a_ticket_and_the_mailbox_goes_on() {
     let mut nul = mail::simple("nul@c.test", "with a NUL");
     nul.extend_from_slice(b"binary\0junk\r\n");
     let run = AroundOne::start(
+        FarmConfig::new(1),
         |farm| {
             farm.append(1, &nul);
         },

@@ -28,6 +28,9 @@ pub struct FarmConfig {
     pub idle: bool,
     /// Implicit TLS on every listener when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// FETCH responses name the UID after the other items (`* 2 FETCH
+    /// (BODY[] {…}… UID 2)`), as some servers do; Dovecot names it first.
+    pub uid_last: bool,
 }
 
 impl FarmConfig {
@@ -38,6 +41,7 @@ impl FarmConfig {
             password: "secret".into(),
             idle: true,
             tls: None,
+            uid_last: false,
         }
     }
 }
@@ -246,6 +250,11 @@ impl Farm {
     /// Whether new sessions are offered IDLE.
     pub fn set_idle(&self, on: bool) {
         self.faults.set_idle(on);
+    }
+
+    /// Whether FETCH responses name the UID last.
+    pub(crate) fn uid_last(&self) -> bool {
+        self.config.uid_last
     }
 
     pub(crate) fn tls(&self) -> Option<&TlsAcceptor> {

@@ -513,9 +513,13 @@ impl Session<'_> {
             let text = format!("FETCH item not supported by the mail farm: {name:?}");
             return Err(tagged_bad_owned(tag, text));
         }
-        // UID FETCH always reports the UID, first (as Dovecot does).
+        // UID FETCH always reports the UID, first (as Dovecot does) or,
+        // for a farm set so, last.
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
+        }
+        if self.farm.uid_last() {
+            names.sort_by_key(|n| *n == MessageDataItemName::Uid);
         }
         let messages = self.farm.mailbox(user).lock()[..exists as usize].to_vec();
         let todo = messages

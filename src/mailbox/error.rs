@@ -82,8 +82,11 @@ pub enum MailboxError {
     /// A response longer than any the session reads (it was skipped).
     #[error("the server sent a response longer than {limit} bytes{}", uid.map(|u| format!(" (the message with UID {u})")).unwrap_or_default())]
     ResponseTooLong {
-        /// The message it carried, when it was a FETCH response.
+        /// The message it carried, when it was a FETCH response naming its
+        /// UID before the message.
         uid: Option<u32>,
+        /// Whether it was a FETCH response.
+        fetch: bool,
         /// The most a response may take: max_message_bytes and 64 KiB.
         limit: u32,
     },

@@ -335,10 +335,12 @@ impl Imap {
         let event = match self.stream.next(&mut self.client).await {
             // The client skipped it to its end: the session may go on.
             Err(stream::Error::State(client::Error::ResponseTooLong { discarded_bytes })) => {
+                let skipped = discarded_bytes.declassify();
                 return Err(MailboxError::ResponseTooLong {
-                    uid: fetch_uid(discarded_bytes.declassify()),
+                    uid: fetch_uid(skipped),
+                    fetch: fetch_head(skipped).is_some(),
                     limit: self.max_response,
-                })
+                });
             }
             // A FETCH response refused for what its message holds (IMAP
             // forbids NUL in a literal; some servers send messages as
@@ -706,21 +708,24 @@ impl Imap {
     }
 
     /// The next (UID, message) of a body fetch; `None` when it is done.
+    /// The UID is unknown (`None`) only for a message too long to read
+    /// whose UID the server sent after it, in the part skipped.
     pub async fn next_body(
         &mut self,
         tag: &Tag<'static>,
-    ) -> Result<Option<(u32, FetchedBody)>, MailboxError> {
+    ) -> Result<Option<(Option<u32>, FetchedBody)>, MailboxError> {
         loop {
             match self.next_data(tag).await {
                 Ok(Some(data)) => {
                     // Unsolicited FETCH responses (flag changes) carry no body.
                     if let Some((uid, raw)) = body_of(data) {
-                        return Ok(Some((uid, FetchedBody::Raw(raw))));
+                        return Ok(Some((Some(uid), FetchedBody::Raw(raw))));
                     }
                 }
                 Ok(None) => return Ok(None),
                 Err(MailboxError::ResponseTooLong {
-                    uid: Some(uid),
+                    uid,
+                    fetch: true,
                     limit,
                 }) => return Ok(Some((uid, FetchedBody::TooLong(limit)))),
                 Err(e) => return Err(e),

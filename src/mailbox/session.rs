@@ -2,6 +2,7 @@
 //! connect → SELECT → catch up from the checkpoint → IDLE → fetch what IDLE
 //! announces → … until shutdown or a failure, which it reports to its actor.
 
+use std::iter::Peekable;
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
@@ -315,19 +316,7 @@ async fn sync(
             .copied()
             .filter(|(u, _)| (first..=end).contains(u))
             .peekable();
-        if !small.is_empty() {
-            let tag = imap.fetch_bodies(&small)?;
-            while let Some((uid, body)) = next_body(imap, out, &tag).await? {
-                while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
-                    out.push(u, Body::TooLarge { size, limit }).await;
-                }
-                let body = match body {
-                    FetchedBody::Raw(raw) => Body::Raw(Bytes::from(raw)),
-                    FetchedBody::TooLong(size) => Body::TooLarge { size, limit },
-                };
-                out.push(uid, body).await;
-            }
-        }
+        fetch_in_order(imap, out, &small, &mut large, limit).await?;
         for (u, size) in large {
             out.push(u, Body::TooLarge { size, limit }).await;
         }
@@ -339,13 +328,68 @@ async fn sync(
     Ok(true)
 }
 
+/// Fetches `uids` (ascending) into the pipeline in UID order, each message
+/// of `large` (ascending (UID, size), too large to download) below one of
+/// them in its place. A message too long to read whose UID the server sent
+/// after it (in the part skipped) cannot be placed: the rest of that fetch
+/// is read and dropped, and the messages after the last one placed are
+/// fetched again, one at a time until one comes back (a message fetched
+/// alone is known without its UID), then together.
+async fn fetch_in_order(
+    imap: &mut Imap,
+    out: &mut Outlet<'_>,
+    mut uids: &[u32],
+    large: &mut Peekable<impl Iterator<Item = (u32, u32)>>,
+    limit: u32,
+) -> Result<(), MailboxError> {
+    let mut alone = false;
+    while !uids.is_empty() {
+        let asked = if alone { &uids[..1] } else { uids };
+        let tag = imap.fetch_bodies(asked)?;
+        // How many of `uids` are placed; whether the order was lost.
+        let (mut placed, mut unplaced) = (0, false);
+        while let Some((uid, body)) = next_body(imap, out, &tag).await? {
+            let uid = match (uid, asked) {
+                _ if unplaced => continue,
+                (Some(uid), _) => uid,
+                (None, [only]) => *only,
+                (None, _) => {
+                    unplaced = true;
+                    continue;
+                }
+            };
+            while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
+                out.push(u, Body::TooLarge { size, limit }).await;
+            }
+            let body = match body {
+                FetchedBody::Raw(raw) => Body::Raw(Bytes::from(raw)),
+                FetchedBody::TooLong(size) => Body::TooLarge { size, limit },
+            };
+            out.push(uid, body).await;
+            placed = uids.partition_point(|u| *u <= uid);
+        }
+        uids = &uids[placed..];
+        if unplaced {
+            alone = true;
+        } else if !alone {
+            break;
+        } else if placed == 0 {
+            // Gone since it was announced: the next one, alone.
+            uids = &uids[1..];
+        } else {
+            alone = false;
+        }
+    }
+    Ok(())
+}
+
 /// The next message of a body fetch. When the server has none at hand, what
 /// is gathered is handed on first: messages never wait on the network.
 async fn next_body(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
     tag: &Tag<'static>,
-) -> Result<Option<(u32, FetchedBody)>, MailboxError> {
+) -> Result<Option<(Option<u32>, FetchedBody)>, MailboxError> {
     // Polled once: reading the stream is cancel-safe (bytes read stay
     // buffered), so an unfinished attempt is simply made again.
     if let Some(next) = imap.next_body(tag).now_or_never() {
