@@ -173,6 +173,14 @@ pub enum Body {
         /// The configured limit.
         limit: u32,
     },
+    /// Refused by the server (a NO to fetching it alone, while it answered
+    /// for its size): not downloaded.
+    Refused {
+        /// RFC822.SIZE as the server reported it.
+        size: u32,
+        /// The server's text.
+        text: String,
+    },
 }
 
 /// One fetched message on its way to the writer.

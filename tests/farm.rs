@@ -335,7 +335,8 @@ impl AroundOne {
         let g = Gateway::start(
             &data.path().join("store"),
             pipeline,
-            &farm_mailboxes(&farm, listener.addr().port(), 1, ""),
+            // A failed session is retried soon.
+            &farm_mailboxes(&farm, listener.addr().port(), 1, "backoff_initial_ms = 50"),
         );
         Self {
             g,
@@ -440,6 +441,59 @@ fn a_long_message_whose_uid_comes_after_it_is_rejected_under_its_own_uid() {
         .map(|r| r["source"]["uid"].clone())
         .collect();
     assert!(uids.contains(&long.into()), "{uids:?}");
+}
+
+/// A server may refuse to send one message (Exchange answers NO to a FETCH
+/// that reaches a message it cannot convert, and stops there). The rest of
+/// the fetch is fetched again; the message, refused alone while its size is
+/// still answered and other mail comes through, is recorded as rejected
+/// under its UID, and the mailbox goes on. Without other mail to show the
+/// server can send at all, the session fails (`imap_command_refused`) and
+/// is retried: no message is given up for a server that sends nothing. The
+/// mailbox used to fail on such a message at every reconnect.
+#[test]
+fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
+    let refused = |run: &AroundOne, uid: u32| {
+        eventually("the refusal recorded", WAIT, || {
+            run.g.rejections().iter().any(|r| r["source"]["uid"] == uid)
+        });
+        let all = run.g.rejections();
+        let r = all.iter().find(|r| r["source"]["uid"] == uid).unwrap();
+        assert_eq!(r["code"], "message_refused_by_server", "{r}");
+        assert!(r["reason"].as_str().unwrap().contains("RFC-822"), "{r}");
+    };
+    // Amid a fetch, after mail that came through.
+    let poison = mail::simple("p@c.test", "never sent");
+    let run = AroundOne::start(
+        FarmConfig::new(1),
+        |farm| {
+            farm.append(1, &mail::simple("c@c.test", "small between 1"));
+            farm.append_refused(1, &poison);
+            farm.append(1, &mail::simple("d@c.test", "small between 2"));
+        },
+        "",
+    );
+    run.g.wait_for_tickets(None, 4, WAIT);
+    refused(&run, 3);
+    run.went_on();
+    // First in a wake-up's fetch: the next message shows mail comes through.
+    let first = run.farm.append_refused(1, &poison);
+    run.farm
+        .append(1, &mail::simple("e@c.test", "after the first"));
+    run.g.wait_for_tickets(None, 5, WAIT);
+    refused(&run, first);
+    // Alone: nothing shows the server can send mail; the session fails
+    // and is retried until new mail does.
+    let alone = run.farm.append_refused(1, &poison);
+    eventually("the session failed on it", WAIT, || {
+        run.g.json("/api/mailboxes/user1")["last_error"]["code"] == "imap_command_refused"
+    });
+    assert_eq!(run.g.rejections().len(), 2);
+    run.farm
+        .append(1, &mail::simple("f@c.test", "after the lone one"));
+    run.g.wait_for_tickets(None, 6, WAIT);
+    refused(&run, alone);
+    assert_eq!(run.g.tickets(None).len(), 6);
 }
 
 /// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response

@@ -72,9 +72,21 @@ pub(crate) struct Stored {
     /// length, unless appended with another.
     pub(crate) announced: u32,
     pub(crate) date: DateTime<Utc>,
+    /// Its body is never sent (see [`Farm::append_refused`]).
+    pub(crate) refused: bool,
     injected: Instant,
     /// Appended bytes; `None` for a generated message.
     raw: Option<Arc<[u8]>>,
+}
+
+/// How an appended message is served unlike its bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quirk {
+    None,
+    /// Its size is announced as this many bytes.
+    Announced(u32),
+    /// Its body is never sent.
+    Refused,
 }
 
 /// A listener accepting for a farm; dropping it stops accepting (open
@@ -160,22 +172,35 @@ impl Farm {
     /// Adds a generated message of `size` bytes (at least
     /// [`MIN_SIZE`](crate::MIN_SIZE)) to `user`'s INBOX; its UID.
     pub fn inject(&self, user: u32, size: usize) -> u32 {
-        self.store(user, size, None, None)
+        self.store(user, size, None, Quirk::None)
     }
 
     /// Adds `raw` to `user`'s INBOX as it is (an IMAP APPEND); its UID.
     pub fn append(&self, user: u32, raw: &[u8]) -> u32 {
-        self.store(user, raw.len(), Some(Arc::from(raw)), None)
+        self.store(user, raw.len(), Some(Arc::from(raw)), Quirk::None)
     }
 
     /// [`append`](Self::append), but the message's size is announced
     /// (RFC822.SIZE, SEARCH LARGER) as `announced` bytes: a server whose
     /// sizes are estimates, as Exchange's are. Its UID.
     pub fn append_misreported(&self, user: u32, raw: &[u8], announced: u32) -> u32 {
-        self.store(user, raw.len(), Some(Arc::from(raw)), Some(announced))
+        self.store(
+            user,
+            raw.len(),
+            Some(Arc::from(raw)),
+            Quirk::Announced(announced),
+        )
     }
 
-    fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>, announced: Option<u32>) -> u32 {
+    /// [`append`](Self::append), but the farm will not send the message: a
+    /// FETCH of its body stops where it comes and answers NO, as Exchange
+    /// does for a message it cannot convert. Its UID and size are answered
+    /// as usual. Its UID.
+    pub fn append_refused(&self, user: u32, raw: &[u8]) -> u32 {
+        self.store(user, raw.len(), Some(Arc::from(raw)), Quirk::Refused)
+    }
+
+    fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>, quirk: Quirk) -> u32 {
         let mailbox = self.mailbox(user);
         let mut messages = mailbox.lock();
         let date = Utc::now();
@@ -186,7 +211,11 @@ impl Farm {
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         messages.push(Stored {
             size,
-            announced: announced.unwrap_or(size),
+            announced: match quirk {
+                Quirk::Announced(announced) => announced,
+                Quirk::None | Quirk::Refused => size,
+            },
+            refused: quirk == Quirk::Refused,
             date,
             injected: Instant::now(),
             raw,

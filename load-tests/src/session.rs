@@ -103,6 +103,8 @@ struct Fetching {
     /// The items are exactly UID and BODY[] (what mailgate fetches): the
     /// responses are written by [`body_response`].
     body_only: bool,
+    /// Stopped at a message whose body is never sent: ends with NO.
+    refused: bool,
 }
 
 struct Session<'a> {
@@ -547,6 +549,7 @@ impl Session<'_> {
             todo,
             unsent: VecDeque::new(),
             body_only,
+            refused: false,
         });
         self.fetch_more(server);
         Ok(())
@@ -573,6 +576,14 @@ impl Session<'_> {
             let Some((n, stored)) = fetch.todo.pop_front() else {
                 break;
             };
+            let body = |name: &MessageDataItemName<'_>| {
+                matches!(name, MessageDataItemName::BodyExt { .. })
+            };
+            if stored.refused && fetch.names.iter().any(body) {
+                fetch.todo.clear();
+                fetch.refused = true;
+                break;
+            }
             let (handle, size) = match fetch.body_only {
                 true => {
                     let bytes = body_response(self.farm, fetch.user, n, &stored);
@@ -590,8 +601,16 @@ impl Session<'_> {
         if fetch.todo.is_empty() && fetch.unsent.is_empty() {
             let tag = fetch.tag.clone();
             let name = if fetch.uid { "UID FETCH" } else { "FETCH" };
+            let status = match fetch.refused {
+                // Exchange's words for a message it cannot send.
+                true => tagged_no(
+                    tag,
+                    "The requested message could not be converted to an RFC-822 compatible format.",
+                ),
+                false => tagged_ok_owned(tag, format!("{name} completed.")),
+            };
             self.fetch = None;
-            server.enqueue_status(tagged_ok_owned(tag, format!("{name} completed.")));
+            server.enqueue_status(status);
             while self.fetch.is_none() {
                 let Some(command) = self.deferred.pop_front() else {
                     break;
@@ -806,6 +825,7 @@ mod tests {
             todo: VecDeque::new(),
             unsent: VecDeque::new(),
             body_only: true,
+            refused: false,
         };
         for n in 1..=2 {
             let stored = farm.stored(1, n).unwrap();

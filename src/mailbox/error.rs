@@ -62,6 +62,15 @@ pub enum MailboxError {
     /// The server said something we could not understand or refused a command.
     #[error("IMAP protocol error: {0}")]
     Protocol(String),
+    /// The server answered a command NO.
+    #[error("the server refused a command: {text}")]
+    Refused {
+        /// Server text.
+        text: String,
+        /// Its response code says the refusal will pass (UNAVAILABLE,
+        /// INUSE, LIMIT: RFC 5530).
+        temporary: bool,
+    },
     /// The server does not offer STARTTLS though the mailbox requires it.
     #[error("the server does not offer STARTTLS")]
     StarttlsUnsupported,
@@ -108,6 +117,7 @@ impl MailboxError {
             Self::Bye(_) => "imap_server_bye",
             Self::ConnectionLost(_) => "imap_connection_lost",
             Self::Protocol(_) => "imap_protocol_error",
+            Self::Refused { .. } => "imap_command_refused",
             Self::StarttlsUnsupported => "imap_starttls_unsupported",
             Self::IdleUnsupported(_) => "imap_idle_unsupported",
             Self::TooManyConnections(_) => "imap_too_many_connections",
@@ -129,6 +139,7 @@ impl MailboxError {
             Self::Bye(_) => "the server ended the session (maintenance or throttling); mailgate reconnects with backoff",
             Self::ConnectionLost(_) => "the connection dropped; mailgate reconnects with backoff",
             Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
+            Self::Refused { .. } => "the server answered NO for the reason in its text; mailgate retries with backoff (a message the server will not send, fetched alone while it still answers for the message's size, is recorded as rejected, message_refused_by_server, and the mailbox goes on)",
             Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
             Self::IdleUnsupported(_) => "enable IDLE on the server; until then new mail arrives up to poll_interval_seconds late",
             Self::OAuthRefresh(_) => "re-authorise the mailbox to get a new refresh token, and check oauth2_client_id, the client secret and oauth2_token_url",

@@ -430,7 +430,11 @@ impl Imap {
                     }
                     return match t.body.kind {
                         StatusKind::Ok => Ok(None),
-                        _ => Err(MailboxError::Protocol(t.body.text.to_string())),
+                        StatusKind::No => Err(MailboxError::Refused {
+                            temporary: temporary(t.body.code.as_ref()),
+                            text: t.body.text.to_string(),
+                        }),
+                        StatusKind::Bad => Err(MailboxError::Protocol(t.body.text.to_string())),
                     };
                 }
                 Event::CommandRejected { status, .. } => {
@@ -498,10 +502,12 @@ impl Imap {
         match self.run(body).await {
             // A refused LOGIN is not always about credentials: a connection
             // limit or throttling must not park the mailbox in needs_reauth.
-            Err(MailboxError::Protocol(text)) => Err(match MailboxError::from_bye(&text) {
-                MailboxError::Bye(_) => MailboxError::Auth(text),
-                limit_or_throttle => limit_or_throttle,
-            }),
+            Err(MailboxError::Protocol(text) | MailboxError::Refused { text, .. }) => {
+                Err(match MailboxError::from_bye(&text) {
+                    MailboxError::Bye(_) => MailboxError::Auth(text),
+                    limit_or_throttle => limit_or_throttle,
+                })
+            }
             other => other.map(|data| self.take_capabilities(data)),
         }
     }
@@ -825,6 +831,14 @@ impl Imap {
     }
 }
 
+/// Whether a NO's response code says it will pass: RFC 5530's
+/// UNAVAILABLE (a backend down), INUSE (a lock held) and LIMIT.
+fn temporary(code: Option<&Code<'_>>) -> bool {
+    const PASSING: [&[u8]; 3] = [b"UNAVAILABLE", b"INUSE", b"LIMIT"];
+    matches!(code, Some(Code::Other(other))
+        if PASSING.iter().any(|p| other.inner().eq_ignore_ascii_case(p)))
+}
+
 /// The words of a FETCH response's start (`* 7 FETCH (UID 42 BODY[] {…}`)
 /// after `FETCH`, up to its first literal; `None` for another response.
 fn fetch_head(response: &[u8]) -> Option<std::str::Split<'_, [char; 3]>> {
@@ -922,7 +936,22 @@ mod tests {
     use imap_codec::{decode::Decoder, ResponseCodec};
     use imap_next::imap_types::{response::Response, IntoStatic};
 
-    use super::{body_of, fetch_uid, salvage_fetch, uid_set};
+    use imap_next::imap_types::response::{Code, CodeOther};
+
+    use super::{body_of, fetch_uid, salvage_fetch, temporary, uid_set};
+
+    #[test]
+    fn a_no_is_temporary_by_its_rfc_5530_code_only() {
+        let code = |name: &'static str| Code::Other(CodeOther::unvalidated(name.as_bytes()));
+        for name in ["UNAVAILABLE", "INUSE", "LIMIT", "unavailable"] {
+            assert!(temporary(Some(&code(name))), "{name}");
+        }
+        for name in ["SERVERBUG", "CORRUPTION", "EXPUNGEISSUED"] {
+            assert!(!temporary(Some(&code(name))), "{name}");
+        }
+        assert!(!temporary(Some(&Code::Alert)));
+        assert!(!temporary(None));
+    }
 
     #[test]
     fn a_refused_fetch_response_yields_its_message_as_sent() {

@@ -119,7 +119,7 @@ impl<'a> Outlet<'a> {
     async fn push(&mut self, uid: u32, body: Body) {
         let bytes = match &body {
             Body::Raw(raw) => raw.len(),
-            Body::TooLarge { .. } => 0,
+            Body::TooLarge { .. } | Body::Refused { .. } => 0,
         };
         let limit = handoff_limit(&self.ctx.pipeline);
         let full = self
@@ -331,10 +331,11 @@ async fn sync(
 /// Fetches `uids` (ascending) into the pipeline in UID order, each message
 /// of `large` (ascending (UID, size), too large to download) below one of
 /// them in its place. A message too long to read whose UID the server sent
-/// after it (in the part skipped) cannot be placed: the rest of that fetch
-/// is read and dropped, and the messages after the last one placed are
-/// fetched again, one at a time until one comes back (a message fetched
-/// alone is known without its UID), then together.
+/// after it (in the part skipped) cannot be placed, and a fetch the server
+/// refused (NO) may have stopped at one message it will not send: the rest
+/// is fetched again from the last message placed, one at a time until one
+/// comes back (a message fetched alone is known without its UID), then
+/// together. A message refused alone is dealt with by [`refuse`].
 async fn fetch_in_order(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
@@ -343,12 +344,27 @@ async fn fetch_in_order(
     limit: u32,
 ) -> Result<(), MailboxError> {
     let mut alone = false;
+    // A body has come in: the server can send mail now.
+    let mut delivered = false;
     while !uids.is_empty() {
         let asked = if alone { &uids[..1] } else { uids };
         let tag = imap.fetch_bodies(asked)?;
-        // How many of `uids` are placed; whether the order was lost.
-        let (mut placed, mut unplaced) = (0, false);
-        while let Some((uid, body)) = next_body(imap, out, &tag).await? {
+        // How many of `uids` are placed; whether the order was lost; the
+        // server's refusal.
+        let (mut placed, mut unplaced, mut refused) = (0, false, None);
+        loop {
+            let (uid, fetched) = match next_body(imap, out, &tag).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(MailboxError::Refused {
+                    text,
+                    temporary: false,
+                }) => {
+                    refused = Some(text);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let uid = match (uid, asked) {
                 _ if unplaced => continue,
                 (Some(uid), _) => uid,
@@ -358,29 +374,88 @@ async fn fetch_in_order(
                     continue;
                 }
             };
-            while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
-                out.push(u, Body::TooLarge { size, limit }).await;
-            }
-            let body = match body {
-                FetchedBody::Raw(raw) => Body::Raw(Bytes::from(raw)),
-                FetchedBody::TooLong(size) => Body::TooLarge { size, limit },
-            };
-            out.push(uid, body).await;
+            delivered = true;
+            place(out, large, uid, body(fetched, limit), limit).await;
             placed = uids.partition_point(|u| *u <= uid);
         }
         uids = &uids[placed..];
-        if unplaced {
-            alone = true;
-        } else if !alone {
-            break;
-        } else if placed == 0 {
+        match refused {
+            Some(text) if alone && placed == 0 => {
+                uids = refuse(imap, out, large, uids, text, delivered, limit).await?;
+                (alone, delivered) = (false, true);
+            }
+            Some(_) => alone = true,
+            None if unplaced => alone = true,
+            None if !alone => break,
             // Gone since it was announced: the next one, alone.
-            uids = &uids[1..];
-        } else {
-            alone = false;
+            None if placed == 0 => uids = &uids[1..],
+            None => alone = false,
         }
     }
     Ok(())
+}
+
+/// `uids[0]`, which the server refused to send alone (`text`), becomes a
+/// rejection if the server still answers for its size and can send other
+/// mail: a body came in before (`delivered`), or the next message that
+/// does, fetched alone and placed after it. Otherwise the refusal ends the
+/// session, to be tried again: a server that sends no mail at all is in
+/// trouble, and no message is given up for that. The UIDs still to fetch.
+async fn refuse<'u>(
+    imap: &mut Imap,
+    out: &mut Outlet<'_>,
+    large: &mut Peekable<impl Iterator<Item = (u32, u32)>>,
+    uids: &'u [u32],
+    text: String,
+    delivered: bool,
+    limit: u32,
+) -> Result<&'u [u32], MailboxError> {
+    let Some(&(uid, size)) = imap.sizes(&uids[..1]).await?.first() else {
+        // Gone since.
+        return Ok(&uids[1..]);
+    };
+    let mut rest = &uids[1..];
+    let mut next = None;
+    while !delivered && next.is_none() {
+        let Some((&u, after)) = rest.split_first() else {
+            return Err(MailboxError::Refused {
+                text,
+                temporary: false,
+            });
+        };
+        let tag = imap.fetch_bodies(&[u])?;
+        while let Some((_, fetched)) = imap.next_body(&tag).await? {
+            next = Some((u, fetched));
+        }
+        rest = after;
+    }
+    place(out, large, uid, Body::Refused { size, text }, limit).await;
+    if let Some((u, fetched)) = next {
+        place(out, large, u, body(fetched, limit), limit).await;
+    }
+    Ok(rest)
+}
+
+/// Hands `uid` on, after the too-large messages of `large` below it.
+async fn place(
+    out: &mut Outlet<'_>,
+    large: &mut Peekable<impl Iterator<Item = (u32, u32)>>,
+    uid: u32,
+    body: Body,
+    limit: u32,
+) {
+    while let Some((u, size)) = large.next_if(|(u, _)| *u < uid) {
+        out.push(u, Body::TooLarge { size, limit }).await;
+    }
+    out.push(uid, body).await;
+}
+
+/// What the pipeline gets of a fetched message.
+fn body(fetched: FetchedBody, limit: u32) -> Body {
+    match fetched {
+        FetchedBody::Raw(raw) => Body::Raw(Bytes::from(raw)),
+        FetchedBody::TooLong(size) => Body::TooLarge { size, limit },
+    }
 }
 
 /// The next message of a body fetch. When the server has none at hand, what

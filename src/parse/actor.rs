@@ -51,7 +51,7 @@ impl Handler<ParseJob> for Parser {
             .iter()
             .filter_map(|f| match &f.body {
                 Body::Raw(raw) => Some(&raw[..]),
-                Body::TooLarge { .. } => None,
+                Body::TooLarge { .. } | Body::Refused { .. } => None,
             })
             .collect();
         let mut keys = sha256_hex_all(&raws).into_iter();
@@ -90,6 +90,14 @@ fn decide_one(fetched: &Fetched, keys: &mut impl Iterator<Item = String>) -> Dec
             code: "message_too_large",
             reason: format!(
                 "{size} bytes exceeds pipeline.max_message_bytes ({limit}); raise the limit to import such messages"
+            ),
+            head: None,
+            raw_sha256: None,
+        }),
+        Body::Refused { text, .. } => Decision::Reject(Reject {
+            code: "message_refused_by_server",
+            reason: format!(
+                "the server would not send this message (it answered NO: {text:?}); it stays in the mailbox: open it with a mail client, or ask the server's administrator"
             ),
             head: None,
             raw_sha256: None,

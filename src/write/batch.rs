@@ -173,11 +173,11 @@ impl BatchBuilder {
             *high = (*high).max(src.uid);
             let raw = match &f.body {
                 Body::Raw(b) => Some(b.clone()),
-                Body::TooLarge { .. } => None,
+                Body::TooLarge { .. } | Body::Refused { .. } => None,
             };
             let size = match &f.body {
                 Body::Raw(b) => b.len() as u64,
-                Body::TooLarge { size, .. } => u64::from(*size),
+                Body::TooLarge { size, .. } | Body::Refused { size, .. } => u64::from(*size),
             };
             match &job.decision {
                 Decision::Reject(r) => {
