@@ -494,6 +494,13 @@ fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
     run.g.wait_for_tickets(None, 6, WAIT);
     refused(&run, alone);
     assert_eq!(run.g.tickets(None).len(), 6);
+    let metrics = run.g.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "mailgate_messages_rejected_total{code=\"message_refused_by_server\"} 3"),
+        "{metrics}"
+    );
 }
 
 /// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// What one batch did, for metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchCounts {
     /// New tickets.
     pub tickets: u64,
@@ -30,8 +30,8 @@ pub struct BatchCounts {
     pub replies: u64,
     /// Messages whose Message-ID was already known.
     pub duplicates: u64,
-    /// Messages recorded as rejected.
-    pub rejections: u64,
+    /// The code of each message recorded as rejected.
+    pub rejections: Vec<&'static str>,
     /// Messages already committed earlier (replays after a crash or reconnect).
     pub replays: u64,
 }
@@ -205,7 +205,7 @@ impl BatchBuilder {
                             rejection: c.rejection,
                         },
                     ));
-                    counts.rejections += 1;
+                    counts.rejections.push(r.code);
                 }
                 Decision::Accept {
                     head,
@@ -494,7 +494,7 @@ mod tests {
             let (batch, _, counts) = builder
                 .build(store, &[raw_job(sink, 1, raw.clone())])
                 .unwrap();
-            assert_eq!(counts.rejections, 1);
+            assert_eq!(counts.rejections, ["message_unparseable"]);
             assert_eq!(batch.rejections[0].code, "message_unparseable");
             assert_eq!(
                 batch.rejections[0].raw_sha256.as_deref(),
