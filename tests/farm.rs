@@ -476,19 +476,22 @@ fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
     run.g.wait_for_tickets(None, 4, WAIT);
     refused(&run, 3);
     run.went_on();
-    // First in a wake-up's fetch: the next message shows mail comes through.
+    // Two first in a wake-up's fetch: the next message that comes shows
+    // mail comes through.
     let first = run.farm.append_refused(1, &poison);
+    let second = run.farm.append_refused(1, &poison);
     run.farm
-        .append(1, &mail::simple("e@c.test", "after the first"));
+        .append(1, &mail::simple("e@c.test", "after the first two"));
     run.g.wait_for_tickets(None, 5, WAIT);
     refused(&run, first);
+    refused(&run, second);
     // Alone: nothing shows the server can send mail; the session fails
     // and is retried until new mail does.
     let alone = run.farm.append_refused(1, &poison);
     eventually("the session failed on it", WAIT, || {
         run.g.json("/api/mailboxes/user1")["last_error"]["code"] == "imap_command_refused"
     });
-    assert_eq!(run.g.rejections().len(), 2);
+    assert_eq!(run.g.rejections().len(), 3);
     run.farm
         .append(1, &mail::simple("f@c.test", "after the lone one"));
     run.g.wait_for_tickets(None, 6, WAIT);
@@ -498,7 +501,7 @@ fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
     assert!(
         metrics
             .lines()
-            .any(|l| l == "mailgate_messages_rejected_total{code=\"message_refused_by_server\"} 3"),
+            .any(|l| l == "mailgate_messages_rejected_total{code=\"message_refused_by_server\"} 4"),
         "{metrics}"
     );
 }

@@ -381,7 +381,8 @@ async fn fetch_in_order(
         uids = &uids[placed..];
         match refused {
             Some(text) if alone && placed == 0 => {
-                uids = refuse(imap, out, large, uids, text, delivered, limit).await?;
+                let first = (uids[0], text);
+                uids = refuse(imap, out, large, first, &uids[1..], delivered, limit).await?;
                 (alone, delivered) = (false, true);
             }
             Some(_) => alone = true,
@@ -395,41 +396,59 @@ async fn fetch_in_order(
     Ok(())
 }
 
-/// `uids[0]`, which the server refused to send alone (`text`), becomes a
+/// `first`, which the server refused to send alone (`text`), becomes a
 /// rejection if the server still answers for its size and can send other
-/// mail: a body came in before (`delivered`), or the next message that
-/// does, fetched alone and placed after it. Otherwise the refusal ends the
-/// session, to be tried again: a server that sends no mail at all is in
-/// trouble, and no message is given up for that. The UIDs still to fetch.
+/// mail: a body came in before (`delivered`), or else the next message
+/// that comes when those of `rest` are fetched alone (those refused too
+/// are rejected with it; the one that came is placed after them).
+/// Otherwise the refusal ends the session, to be tried again: a server that
+/// sends no mail at all is in trouble, and no message is given up for
+/// that. The UIDs still to fetch.
 async fn refuse<'u>(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
     large: &mut Peekable<impl Iterator<Item = (u32, u32)>>,
-    uids: &'u [u32],
-    text: String,
+    (first, text): (u32, String),
+    mut rest: &'u [u32],
     delivered: bool,
     limit: u32,
 ) -> Result<&'u [u32], MailboxError> {
-    let Some(&(uid, size)) = imap.sizes(&uids[..1]).await?.first() else {
-        // Gone since.
-        return Ok(&uids[1..]);
-    };
-    let mut rest = &uids[1..];
+    let mut refused = vec![(first, text)];
     let mut next = None;
     while !delivered && next.is_none() {
         let Some((&u, after)) = rest.split_first() else {
+            let (_, text) = refused.swap_remove(0);
             return Err(MailboxError::Refused {
                 text,
                 temporary: false,
             });
         };
-        let tag = imap.fetch_bodies(&[u])?;
-        while let Some((_, fetched)) = imap.next_body(&tag).await? {
-            next = Some((u, fetched));
-        }
         rest = after;
+        let tag = imap.fetch_bodies(&[u])?;
+        loop {
+            match imap.next_body(&tag).await {
+                Ok(Some((_, fetched))) => next = Some((u, fetched)),
+                Ok(None) => break,
+                Err(MailboxError::Refused {
+                    text,
+                    temporary: false,
+                }) => {
+                    refused.push((u, text));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
-    place(out, large, uid, Body::Refused { size, text }, limit).await;
+    // One gone since (no size) is not recorded.
+    let asked: Vec<u32> = refused.iter().map(|(u, _)| *u).collect();
+    let sizes = imap.sizes(&asked).await?;
+    for (uid, text) in refused {
+        if let Ok(i) = sizes.binary_search_by_key(&uid, |(u, _)| *u) {
+            let size = sizes[i].1;
+            place(out, large, uid, Body::Refused { size, text }, limit).await;
+        }
+    }
     if let Some((u, fetched)) = next {
         place(out, large, u, body(fetched, limit), limit).await;
     }
