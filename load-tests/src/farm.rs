@@ -276,6 +276,13 @@ impl Farm {
         self.faults.set_greeting_delay(delay);
     }
 
+    /// While on, every login (LOGIN, AUTHENTICATE) is answered `NO
+    /// [UNAVAILABLE] Temporary authentication failure.`, as Dovecot answers
+    /// when its authentication backend is down.
+    pub fn set_auth_unavailable(&self, on: bool) {
+        self.faults.set_auth_unavailable(on);
+    }
+
     /// Whether new sessions are offered IDLE.
     pub fn set_idle(&self, on: bool) {
         self.faults.set_idle(on);

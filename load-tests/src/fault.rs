@@ -34,6 +34,8 @@ pub(crate) struct Faults {
     greeting_delay_ms: AtomicU64,
     /// Advertise and accept IDLE (a server without it makes clients poll).
     idle: AtomicBool,
+    /// Answer every login `NO [UNAVAILABLE]` (an authentication backend down).
+    auth_unavailable: AtomicBool,
     sessions: broadcast::Sender<Fault>,
 }
 
@@ -43,6 +45,7 @@ impl Faults {
             refuse: AtomicBool::new(false),
             greeting_delay_ms: AtomicU64::new(0),
             idle: AtomicBool::new(idle),
+            auth_unavailable: AtomicBool::new(false),
             sessions: broadcast::channel(16).0,
         }
     }
@@ -70,6 +73,14 @@ impl Faults {
 
     pub(crate) fn idle(&self) -> bool {
         self.idle.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_auth_unavailable(&self, on: bool) {
+        self.auth_unavailable.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn auth_unavailable(&self) -> bool {
+        self.auth_unavailable.load(Ordering::Relaxed)
     }
 
     pub(crate) fn broadcast(&self, fault: Fault) {

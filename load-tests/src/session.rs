@@ -302,6 +302,14 @@ impl Session<'_> {
         if !matches!(self.state, State::NotAuthenticated) {
             return tagged_bad(tag, "Already logged in.");
         }
+        if self.farm.faults.auth_unavailable() {
+            return Status::no(
+                Some(tag),
+                Some(other_code("UNAVAILABLE")),
+                "Temporary authentication failure.",
+            )
+            .expect("static status text");
+        }
         match self.farm.user(name) {
             Some(user) if password == self.farm.password().as_bytes() => {
                 self.guard.logged_in();

@@ -59,7 +59,7 @@ pub enum MailboxError {
     /// The connection dropped.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
-    /// The server said something we could not understand or refused a command.
+    /// The server said something mailgate cannot use, or answered BAD.
     #[error("IMAP protocol error: {0}")]
     Protocol(String),
     /// The server answered a command NO.

@@ -500,14 +500,8 @@ impl Imap {
                 )
             })?;
         match self.run(body).await {
-            // A refused LOGIN is not always about credentials: a connection
-            // limit or throttling must not park the mailbox in needs_reauth.
-            Err(MailboxError::Protocol(text) | MailboxError::Refused { text, .. }) => {
-                Err(match MailboxError::from_bye(&text) {
-                    MailboxError::Bye(_) => MailboxError::Auth(text),
-                    limit_or_throttle => limit_or_throttle,
-                })
-            }
+            Err(MailboxError::Protocol(text)) => Err(login_refused(text, false)),
+            Err(MailboxError::Refused { text, temporary }) => Err(login_refused(text, temporary)),
             other => other.map(|data| self.take_capabilities(data)),
         }
     }
@@ -530,7 +524,10 @@ impl Imap {
                 Event::AuthenticateStatusReceived { status, .. } => {
                     return match status {
                         Status::Tagged(t) if t.body.kind == StatusKind::Ok => Ok(()),
-                        Status::Tagged(t) => Err(MailboxError::Auth(t.body.text.to_string())),
+                        Status::Tagged(t) => Err(login_refused(
+                            t.body.text.to_string(),
+                            temporary(t.body.code.as_ref()),
+                        )),
                         other => Err(MailboxError::Auth(format!("{other:?}"))),
                     };
                 }
@@ -828,6 +825,19 @@ impl Imap {
             }
         })
         .await;
+    }
+}
+
+/// What a refused login means. Not always bad credentials: a connection
+/// limit or throttling (told by the text) and a refusal that passes (told
+/// by its code; Dovecot answers "NO [UNAVAILABLE] Temporary authentication
+/// failure." while its authentication backend is down) must not park the
+/// mailbox in needs_reauth.
+fn login_refused(text: String, temporary: bool) -> MailboxError {
+    match MailboxError::from_bye(&text) {
+        MailboxError::Bye(_) if temporary => MailboxError::Refused { text, temporary },
+        MailboxError::Bye(_) => MailboxError::Auth(text),
+        limit_or_throttle => limit_or_throttle,
     }
 }
 
