@@ -506,36 +506,45 @@ fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
     );
 }
 
-/// Dovecot answers every login `NO [UNAVAILABLE] Temporary authentication
-/// failure.` while its authentication backend (LDAP, a database) is down.
-/// That is not a bad password: the mailbox retries with backoff and never
-/// parks in needs_reauth, which would have held it until an administrator
-/// acted; once logins work again, its mail comes in.
+/// A NO whose code says it will pass is not the mailbox's fault: Dovecot
+/// answers every login `NO [UNAVAILABLE] Temporary authentication failure.`
+/// while its authentication backend (LDAP, a database) is down, and a
+/// server answers SELECT `NO [INUSE]` while another process holds the
+/// mailbox. The mailbox retries with backoff (`imap_command_refused`): it
+/// neither parks in needs_reauth, which would hold it until an
+/// administrator acted, nor reports a wrong folder name; once the server
+/// answers again, its mail comes in.
 #[test]
-fn a_login_refused_while_the_authentication_backend_is_down_is_retried() {
-    let run = AroundOne::start(
-        FarmConfig::new(1),
-        |farm| farm.set_auth_unavailable(true),
-        "",
-    );
-    let view = || run.g.json("/api/mailboxes/user1");
-    eventually("the refused login reported", WAIT, || {
-        view()["last_error"]["code"] == "imap_command_refused"
-    });
-    let failed_logins = |g: &Gateway| {
-        g.metrics()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("mailgate_mailbox_errors_total{code=\"imap_command_refused\"} ")
-            })
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    eventually("logins retried", WAIT, || failed_logins(&run.g) >= 3);
-    assert_ne!(view()["state"], "needs_reauth", "{}", view());
-    run.farm.set_auth_unavailable(false);
-    run.g.wait_for_tickets(None, 2, WAIT);
-    run.went_on();
+fn a_refusal_that_passes_is_retried_until_it_does() {
+    for (fault, shown_as_not) in [
+        (
+            Farm::set_auth_unavailable as fn(&Farm, bool),
+            "needs_reauth",
+        ),
+        (Farm::set_inbox_in_use, "imap_folder_not_found"),
+    ] {
+        let run = AroundOne::start(FarmConfig::new(1), |farm| fault(farm, true), "");
+        let view = || run.g.json("/api/mailboxes/user1");
+        eventually("the refusal reported", WAIT, || {
+            view()["last_error"]["code"] == "imap_command_refused"
+        });
+        let refusals = |g: &Gateway| {
+            g.metrics()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("mailgate_mailbox_errors_total{code=\"imap_command_refused\"} ")
+                })
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        eventually("retried", WAIT, || refusals(&run.g) >= 3);
+        let seen = view();
+        assert_ne!(seen["state"], shown_as_not, "{seen}");
+        assert_ne!(seen["last_error"]["code"], shown_as_not, "{seen}");
+        fault(&run.farm, false);
+        run.g.wait_for_tickets(None, 2, WAIT);
+        run.went_on();
+    }
 }
 
 /// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response

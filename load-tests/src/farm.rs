@@ -283,6 +283,12 @@ impl Farm {
         self.faults.set_auth_unavailable(on);
     }
 
+    /// While on, every SELECT is answered `NO [INUSE] Mailbox is locked.`,
+    /// as a server answers while another process holds the mailbox.
+    pub fn set_inbox_in_use(&self, on: bool) {
+        self.faults.set_inbox_in_use(on);
+    }
+
     /// Whether new sessions are offered IDLE.
     pub fn set_idle(&self, on: bool) {
         self.faults.set_idle(on);

@@ -36,6 +36,8 @@ pub(crate) struct Faults {
     idle: AtomicBool,
     /// Answer every login `NO [UNAVAILABLE]` (an authentication backend down).
     auth_unavailable: AtomicBool,
+    /// Answer every SELECT `NO [INUSE]` (a mailbox locked for a moment).
+    inbox_in_use: AtomicBool,
     sessions: broadcast::Sender<Fault>,
 }
 
@@ -46,6 +48,7 @@ impl Faults {
             greeting_delay_ms: AtomicU64::new(0),
             idle: AtomicBool::new(idle),
             auth_unavailable: AtomicBool::new(false),
+            inbox_in_use: AtomicBool::new(false),
             sessions: broadcast::channel(16).0,
         }
     }
@@ -81,6 +84,14 @@ impl Faults {
 
     pub(crate) fn auth_unavailable(&self) -> bool {
         self.auth_unavailable.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_inbox_in_use(&self, on: bool) {
+        self.inbox_in_use.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn inbox_in_use(&self) -> bool {
+        self.inbox_in_use.load(Ordering::Relaxed)
     }
 
     pub(crate) fn broadcast(&self, fault: Fault) {

@@ -388,6 +388,10 @@ impl Session<'_> {
             self.state = State::Authenticated { user };
             return tagged_no(tag, "Mailbox doesn't exist.");
         }
+        if self.farm.faults.inbox_in_use() {
+            return Status::no(Some(tag), Some(other_code("INUSE")), "Mailbox is locked.")
+                .expect("static status text");
+        }
         let mut count = self.farm.mailbox(user).watch();
         let exists = *count.borrow_and_update();
         let flags = [

@@ -563,6 +563,13 @@ impl Imap {
                 Event::StatusReceived {
                     status: Status::Tagged(t),
                 } if t.tag == tag => {
+                    // A folder locked for a moment is not a wrong name.
+                    if t.body.kind != StatusKind::Ok && temporary(t.body.code.as_ref()) {
+                        return Err(MailboxError::Refused {
+                            text: t.body.text.to_string(),
+                            temporary: true,
+                        });
+                    }
                     if t.body.kind != StatusKind::Ok {
                         return Err(MailboxError::Folder {
                             folder: folder.to_owned(),
@@ -831,9 +838,15 @@ impl Imap {
 /// What a refused login means. Not always bad credentials: a connection
 /// limit or throttling (told by the text) and a refusal that passes (told
 /// by its code; Dovecot answers "NO [UNAVAILABLE] Temporary authentication
-/// failure." while its authentication backend is down) must not park the
-/// mailbox in needs_reauth.
+/// failure." while its authentication backend is down; Exchange Online's
+/// "User is authenticated but not connected." says the credentials were
+/// taken and its backend was not) must not park the mailbox in
+/// needs_reauth.
 fn login_refused(text: String, temporary: bool) -> MailboxError {
+    let temporary = temporary
+        || text
+            .to_ascii_lowercase()
+            .contains("authenticated but not connected");
     match MailboxError::from_bye(&text) {
         MailboxError::Bye(_) if temporary => MailboxError::Refused { text, temporary },
         MailboxError::Bye(_) => MailboxError::Auth(text),
@@ -948,7 +961,28 @@ mod tests {
 
     use imap_next::imap_types::response::{Code, CodeOther};
 
-    use super::{body_of, fetch_uid, salvage_fetch, temporary, uid_set};
+    use super::{body_of, fetch_uid, login_refused, salvage_fetch, temporary, uid_set};
+
+    #[test]
+    fn a_refused_login_is_bad_credentials_only_when_nothing_says_otherwise() {
+        for (text, passes, code) in [
+            ("Authentication failed.", false, "imap_auth_failed"),
+            ("Temporary authentication failure.", true, "imap_command_refused"),
+            ("User is authenticated but not connected.", false, "imap_command_refused"),
+            (
+                "User is authenticated but not connected. Suggested Backoff Time: 1200 milliseconds",
+                false,
+                "imap_throttled",
+            ),
+            (
+                "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=1)",
+                true,
+                "imap_too_many_connections",
+            ),
+        ] {
+            assert_eq!(login_refused(text.into(), passes).code(), code, "{text}");
+        }
+    }
 
     #[test]
     fn a_no_is_temporary_by_its_rfc_5530_code_only() {
