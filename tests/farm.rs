@@ -335,8 +335,13 @@ impl AroundOne {
         let g = Gateway::start(
             &data.path().join("store"),
             pipeline,
-            // A failed session is retried soon.
-            &farm_mailboxes(&farm, listener.addr().port(), 1, "backoff_initial_ms = 50"),
+            // A failed session is retried soon; polling is frequent.
+            &farm_mailboxes(
+                &farm,
+                listener.addr().port(),
+                1,
+                "backoff_initial_ms = 50\npoll_interval_seconds = 1",
+            ),
         );
         Self {
             g,
@@ -545,6 +550,23 @@ fn a_refusal_that_passes_is_retried_until_it_does() {
         run.g.wait_for_tickets(None, 2, WAIT);
         run.went_on();
     }
+}
+
+/// A server may advertise IDLE and still refuse it (a cap on idling
+/// sessions). The session polls instead: the mailbox is idle with the
+/// polling notice and no error, and new mail still comes in. It used to
+/// fail the session at every IDLE and reconnect with backoff.
+#[test]
+fn a_refused_idle_falls_back_to_polling() {
+    let run = AroundOne::start(FarmConfig::new(1), |farm| farm.set_idle_refused(true), "");
+    run.went_on();
+    let view = run.g.json("/api/mailboxes/user1");
+    assert_eq!(view["notice"]["code"], "imap_idle_unsupported", "{view}");
+    run.farm
+        .append(1, &mail::simple("g@c.test", "found by polling"));
+    run.g.wait_for_tickets(None, 3, WAIT);
+    let view = run.g.json("/api/mailboxes/user1");
+    assert!(view["last_error"].is_null(), "{view}");
 }
 
 /// IMAP forbids NUL in a literal, so imap-codec refuses a FETCH response

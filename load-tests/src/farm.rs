@@ -289,6 +289,12 @@ impl Farm {
         self.faults.set_inbox_in_use(on);
     }
 
+    /// While on, IDLE is still advertised but answered `NO [LIMIT] Too many
+    /// idling sessions.`, as a server that caps idling connections does.
+    pub fn set_idle_refused(&self, on: bool) {
+        self.faults.set_idle_refused(on);
+    }
+
     /// Whether new sessions are offered IDLE.
     pub fn set_idle(&self, on: bool) {
         self.faults.set_idle(on);

@@ -38,6 +38,8 @@ pub(crate) struct Faults {
     auth_unavailable: AtomicBool,
     /// Answer every SELECT `NO [INUSE]` (a mailbox locked for a moment).
     inbox_in_use: AtomicBool,
+    /// Advertise IDLE but answer it `NO [LIMIT]`.
+    idle_refused: AtomicBool,
     sessions: broadcast::Sender<Fault>,
 }
 
@@ -49,6 +51,7 @@ impl Faults {
             idle: AtomicBool::new(idle),
             auth_unavailable: AtomicBool::new(false),
             inbox_in_use: AtomicBool::new(false),
+            idle_refused: AtomicBool::new(false),
             sessions: broadcast::channel(16).0,
         }
     }
@@ -92,6 +95,14 @@ impl Faults {
 
     pub(crate) fn inbox_in_use(&self) -> bool {
         self.inbox_in_use.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_idle_refused(&self, on: bool) {
+        self.idle_refused.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn idle_refused(&self) -> bool {
+        self.idle_refused.load(Ordering::Relaxed)
     }
 
     pub(crate) fn broadcast(&self, fault: Fault) {

@@ -220,7 +220,15 @@ impl Session<'_> {
                 let _ = server.authenticate_finish(status);
             }
             Event::IdleCommandReceived { tag } => {
-                if self.idle_offered && matches!(self.state, State::Selected { .. }) {
+                if self.farm.faults.idle_refused() {
+                    let no = Status::no(
+                        Some(tag),
+                        Some(other_code("LIMIT")),
+                        "Too many idling sessions.",
+                    )
+                    .expect("static status text");
+                    let _ = server.idle_reject(no);
+                } else if self.idle_offered && matches!(self.state, State::Selected { .. }) {
                     let ccr = CommandContinuationRequest::basic(None, "idling")
                         .expect("static continuation text");
                     let _ = server.idle_accept(ccr);

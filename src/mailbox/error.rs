@@ -141,7 +141,7 @@ impl MailboxError {
             Self::Protocol(_) => "the server sent a response mailgate cannot use; report it with the server's name and version",
             Self::Refused { .. } => "the server answered NO for the reason in its text; mailgate retries with backoff (a message the server will not send, fetched alone while it still answers for the message's size, is recorded as rejected, message_refused_by_server, and the mailbox goes on)",
             Self::StarttlsUnsupported => "use security = \"tls\" with port 993, or enable STARTTLS on the server",
-            Self::IdleUnsupported(_) => "enable IDLE on the server; until then new mail arrives up to poll_interval_seconds late",
+            Self::IdleUnsupported(_) => "enable IDLE on the server (or raise its limit on idling sessions); until then new mail arrives up to poll_interval_seconds late",
             Self::OAuthRefresh(_) => "re-authorise the mailbox to get a new refresh token, and check oauth2_client_id, the client secret and oauth2_token_url",
             Self::TooManyConnections(_) => "the server limits connections per user or address: close other clients of this mailbox, watch fewer folders, or raise the server's limit",
             Self::Throttled { .. } => "the server asked for a pause; mailgate waits at least as long as it suggested before reconnecting",

@@ -747,7 +747,8 @@ impl Imap {
     /// then ends IDLE cleanly (DONE and the tagged OK). A socket silent for
     /// `keepalive` is tested the same way: DONE must be answered within
     /// `answer_within`, or the session counts as dropped. `accepted` runs
-    /// once the server has accepted IDLE.
+    /// once the server has accepted IDLE; a refused IDLE is
+    /// [`MailboxError::Refused`].
     pub async fn idle(
         &mut self,
         refresh: Duration,
@@ -764,7 +765,14 @@ impl Imap {
                 match within(self.command_timeout, "IDLE", self.event()).await? {
                     Event::IdleAccepted { .. } => return Ok(()),
                     Event::IdleRejected { status, .. } => {
-                        return Err(MailboxError::Protocol(format!("IDLE rejected: {status:?}")))
+                        let text = match status {
+                            Status::Tagged(t) => t.body.text.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        return Err(MailboxError::Refused {
+                            text,
+                            temporary: false,
+                        });
                     }
                     _ => {}
                 }

@@ -241,7 +241,7 @@ impl SessionContext {
             .map_or(0, |c| c.uid);
         let mut outlet = Outlet::new(self, selected.uidvalidity, start);
         let mut last = start;
-        let idle = imap.has("IDLE");
+        let mut idle = imap.has("IDLE");
         let mut catching_up = true;
         loop {
             outlet.ctx.report(Progress::Syncing);
@@ -260,14 +260,23 @@ impl SessionContext {
                 // Idle once the server has said so: a connection that drops
                 // before is still being set up.
                 let accepted = || ctx.report(Progress::Idle);
-                imap.idle(
+                let idled = imap.idle(
                     m.idle_refresh,
                     m.idle_keepalive,
                     m.connection_timeout,
                     stop,
                     accepted,
-                )
-                .await?
+                );
+                match idled.await {
+                    // Advertised and refused (a cap on idling sessions):
+                    // this session polls instead.
+                    Err(MailboxError::Refused { text, .. }) => {
+                        tracing::warn!(mailbox = %m.id, %text, "the server refused IDLE; polling");
+                        idle = false;
+                        continue;
+                    }
+                    end => end?,
+                }
             } else {
                 outlet.ctx.report(Progress::Polling);
                 Box::pin(imap.poll(outlet.ctx.mailbox.poll_interval, stop)).await?
