@@ -360,6 +360,18 @@ impl AroundOne {
         assert_eq!(view["checkpoint"]["INBOX"]["uid"], self.last, "{view}");
         assert!(view["last_error"].is_null(), "{view}");
     }
+
+    /// Waits for the rejection of `uid`, checks its code; the rejection.
+    fn rejected(&self, uid: u32, code: &str) -> serde_json::Value {
+        let find = || {
+            let all = self.g.rejections();
+            all.into_iter().find(|r| r["source"]["uid"] == uid)
+        };
+        eventually(&format!("UID {uid} rejected"), WAIT, || find().is_some());
+        let rejection = find().unwrap();
+        assert_eq!(rejection["code"], code, "{rejection}");
+        rejection
+    }
 }
 
 /// A server's sizes can be estimates (Exchange's are): a message announced
@@ -379,10 +391,7 @@ fn a_message_longer_than_announced_is_rejected_and_the_mailbox_goes_on() {
     );
     let g = &run.g;
     g.wait_for_tickets(None, 2, WAIT);
-    eventually("a rejection recorded", WAIT, || g.rejections().len() == 1);
-    let rejection = &g.rejections()[0];
-    assert_eq!(rejection["code"], "message_too_large");
-    assert_eq!(rejection["source"]["uid"], 2);
+    let rejection = run.rejected(2, "message_too_large");
     assert!(rejection["size"].as_u64().unwrap() > 100_000, "{rejection}");
     run.went_on();
     // New mail keeps coming in.
@@ -415,10 +424,8 @@ fn a_long_message_whose_uid_comes_after_it_is_rejected_under_its_own_uid() {
     );
     let g = &run.g;
     g.wait_for_tickets(None, 4, WAIT);
-    eventually("a rejection recorded", WAIT, || g.rejections().len() == 1);
-    let rejection = &g.rejections()[0];
-    assert_eq!(rejection["code"], "message_too_large");
-    assert_eq!(rejection["source"]["uid"], 3);
+    run.rejected(3, "message_too_large");
+    assert_eq!(g.rejections().len(), 1);
     run.went_on();
     let mut subjects: Vec<String> = g
         .tickets(None)
@@ -439,13 +446,7 @@ fn a_long_message_whose_uid_comes_after_it_is_rejected_under_its_own_uid() {
     let long = run.farm.append_misreported(1, &huge, 2_000);
     run.farm.append(1, &mail::simple("e@c.test", "later"));
     g.wait_for_tickets(None, 5, WAIT);
-    eventually("a second rejection", WAIT, || g.rejections().len() == 2);
-    let uids: Vec<_> = g
-        .rejections()
-        .iter()
-        .map(|r| r["source"]["uid"].clone())
-        .collect();
-    assert!(uids.contains(&long.into()), "{uids:?}");
+    run.rejected(long, "message_too_large");
 }
 
 /// A server may refuse to send one message (Exchange answers NO to a FETCH
@@ -459,12 +460,7 @@ fn a_long_message_whose_uid_comes_after_it_is_rejected_under_its_own_uid() {
 #[test]
 fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
     let refused = |run: &AroundOne, uid: u32| {
-        eventually("the refusal recorded", WAIT, || {
-            run.g.rejections().iter().any(|r| r["source"]["uid"] == uid)
-        });
-        let all = run.g.rejections();
-        let r = all.iter().find(|r| r["source"]["uid"] == uid).unwrap();
-        assert_eq!(r["code"], "message_refused_by_server", "{r}");
+        let r = run.rejected(uid, "message_refused_by_server");
         assert!(r["reason"].as_str().unwrap().contains("RFC-822"), "{r}");
     };
     // Amid a fetch, after mail that came through.

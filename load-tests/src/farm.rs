@@ -268,7 +268,7 @@ impl Farm {
 
     /// While on, new connections are closed before the greeting.
     pub fn set_refuse(&self, on: bool) {
-        self.faults.set_refuse(on);
+        self.faults.refuse.set(on);
     }
 
     /// Delays the greeting of new connections.
@@ -280,24 +280,24 @@ impl Farm {
     /// [UNAVAILABLE] Temporary authentication failure.`, as Dovecot answers
     /// when its authentication backend is down.
     pub fn set_auth_unavailable(&self, on: bool) {
-        self.faults.set_auth_unavailable(on);
+        self.faults.auth_unavailable.set(on);
     }
 
     /// While on, every SELECT is answered `NO [INUSE] Mailbox is locked.`,
     /// as a server answers while another process holds the mailbox.
     pub fn set_inbox_in_use(&self, on: bool) {
-        self.faults.set_inbox_in_use(on);
+        self.faults.inbox_in_use.set(on);
     }
 
     /// While on, IDLE is still advertised but answered `NO [LIMIT] Too many
     /// idling sessions.`, as a server that caps idling connections does.
     pub fn set_idle_refused(&self, on: bool) {
-        self.faults.set_idle_refused(on);
+        self.faults.idle_refused.set(on);
     }
 
     /// Whether new sessions are offered IDLE.
     pub fn set_idle(&self, on: bool) {
-        self.faults.set_idle(on);
+        self.faults.idle.set(on);
     }
 
     /// Whether FETCH responses name the UID last.

@@ -25,43 +25,53 @@ pub enum Fault {
     Resume,
 }
 
+/// One fault that is on or off.
+#[derive(Debug, Default)]
+pub(crate) struct Switch(AtomicBool);
+
+impl Switch {
+    fn new(on: bool) -> Self {
+        Self(AtomicBool::new(on))
+    }
+
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The farm's fault switches.
 #[derive(Debug)]
 pub(crate) struct Faults {
     /// Accept and close at once, before the greeting.
-    refuse: AtomicBool,
+    pub(crate) refuse: Switch,
     /// Delay before the greeting, in milliseconds.
     greeting_delay_ms: AtomicU64,
     /// Advertise and accept IDLE (a server without it makes clients poll).
-    idle: AtomicBool,
+    pub(crate) idle: Switch,
     /// Answer every login `NO [UNAVAILABLE]` (an authentication backend down).
-    auth_unavailable: AtomicBool,
+    pub(crate) auth_unavailable: Switch,
     /// Answer every SELECT `NO [INUSE]` (a mailbox locked for a moment).
-    inbox_in_use: AtomicBool,
+    pub(crate) inbox_in_use: Switch,
     /// Advertise IDLE but answer it `NO [LIMIT]`.
-    idle_refused: AtomicBool,
+    pub(crate) idle_refused: Switch,
     sessions: broadcast::Sender<Fault>,
 }
 
 impl Faults {
     pub(crate) fn new(idle: bool) -> Self {
         Self {
-            refuse: AtomicBool::new(false),
+            refuse: Switch::default(),
             greeting_delay_ms: AtomicU64::new(0),
-            idle: AtomicBool::new(idle),
-            auth_unavailable: AtomicBool::new(false),
-            inbox_in_use: AtomicBool::new(false),
-            idle_refused: AtomicBool::new(false),
+            idle: Switch::new(idle),
+            auth_unavailable: Switch::default(),
+            inbox_in_use: Switch::default(),
+            idle_refused: Switch::default(),
             sessions: broadcast::channel(16).0,
         }
-    }
-
-    pub(crate) fn set_refuse(&self, on: bool) {
-        self.refuse.store(on, Ordering::Relaxed);
-    }
-
-    pub(crate) fn refusing(&self) -> bool {
-        self.refuse.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_greeting_delay(&self, delay: Duration) {
@@ -71,38 +81,6 @@ impl Faults {
 
     pub(crate) fn greeting_delay(&self) -> Duration {
         Duration::from_millis(self.greeting_delay_ms.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn set_idle(&self, on: bool) {
-        self.idle.store(on, Ordering::Relaxed);
-    }
-
-    pub(crate) fn idle(&self) -> bool {
-        self.idle.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_auth_unavailable(&self, on: bool) {
-        self.auth_unavailable.store(on, Ordering::Relaxed);
-    }
-
-    pub(crate) fn auth_unavailable(&self) -> bool {
-        self.auth_unavailable.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_inbox_in_use(&self, on: bool) {
-        self.inbox_in_use.store(on, Ordering::Relaxed);
-    }
-
-    pub(crate) fn inbox_in_use(&self) -> bool {
-        self.inbox_in_use.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_idle_refused(&self, on: bool) {
-        self.idle_refused.store(on, Ordering::Relaxed);
-    }
-
-    pub(crate) fn idle_refused(&self) -> bool {
-        self.idle_refused.load(Ordering::Relaxed)
     }
 
     pub(crate) fn broadcast(&self, fault: Fault) {

@@ -47,7 +47,7 @@ const WRITE_COALESCE_BYTES: usize = 64 * 1024;
 /// Serves one accepted connection until the client leaves or a fault ends it.
 pub(crate) async fn serve(farm: Arc<Farm>, socket: TcpStream) {
     let guard = farm.counters.accepted();
-    if farm.faults.refusing() {
+    if farm.faults.refuse.on() {
         return;
     }
     let faults = farm.faults.subscribe();
@@ -64,7 +64,7 @@ pub(crate) async fn serve(farm: Arc<Farm>, socket: TcpStream) {
     };
     stream.coalesce_writes(WRITE_COALESCE_BYTES);
     let session = Session {
-        idle_offered: farm.faults.idle(),
+        idle_offered: farm.faults.idle.on(),
         farm: &farm,
         guard,
         state: State::NotAuthenticated,
@@ -220,7 +220,7 @@ impl Session<'_> {
                 let _ = server.authenticate_finish(status);
             }
             Event::IdleCommandReceived { tag } => {
-                if self.farm.faults.idle_refused() {
+                if self.farm.faults.idle_refused.on() {
                     let no = Status::no(
                         Some(tag),
                         Some(other_code("LIMIT")),
@@ -310,7 +310,7 @@ impl Session<'_> {
         if !matches!(self.state, State::NotAuthenticated) {
             return tagged_bad(tag, "Already logged in.");
         }
-        if self.farm.faults.auth_unavailable() {
+        if self.farm.faults.auth_unavailable.on() {
             return Status::no(
                 Some(tag),
                 Some(other_code("UNAVAILABLE")),
@@ -396,7 +396,7 @@ impl Session<'_> {
             self.state = State::Authenticated { user };
             return tagged_no(tag, "Mailbox doesn't exist.");
         }
-        if self.farm.faults.inbox_in_use() {
+        if self.farm.faults.inbox_in_use.on() {
             return Status::no(Some(tag), Some(other_code("INUSE")), "Mailbox is locked.")
                 .expect("static status text");
         }
