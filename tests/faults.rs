@@ -86,6 +86,32 @@ fn a_silent_socket_is_caught_by_the_idle_keepalive() {
     assert_eq!(unique_subjects(&g), 1);
 }
 
+/// A large message over a slow link (or from a server throttling the
+/// user) takes longer than `command_timeout_seconds`, while bytes keep
+/// coming: the deadline is one of silence, so it comes in. The whole
+/// response used to have to fit in the deadline, so the mailbox timed out
+/// on that message at every attempt, for good.
+#[test]
+fn a_message_slower_than_the_command_timeout_comes_in_while_bytes_flow() {
+    let accounts = users("fslow", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    let data = tempfile::tempdir().unwrap();
+    let extra = "command_timeout_seconds = 1\nbackoff_initial_ms = 100\nbackoff_max_ms = 200";
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &through(&proxy, &dovecot, "fslow0", extra),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    // 300 KB at 100 KB/s: three seconds, a third of them the deadline.
+    proxy.throttle(100_000);
+    dovecot.deliver("fslow0", &mail::sized("slow@c.test", 300_000), None);
+    g.wait_for_tickets(None, 1, WAIT);
+    let view = g.json("/api/mailboxes/m");
+    assert!(view["last_error"].is_null(), "{view}");
+}
+
 /// Starts the gateway through `proxy` with short timeouts and retries.
 fn quick(proxy: &Proxy, dovecot: &Dovecot, user: &str, data: &std::path::Path) -> Gateway {
     let extra = "connection_timeout_ms = 1000\nbackoff_initial_ms = 100\nbackoff_max_ms = 200\nmax_tries = 1000";

@@ -8,6 +8,10 @@ use std::{
     future::{poll_fn, Future},
     num::NonZeroU32,
     pin::pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     task::Poll,
     time::Duration,
 };
@@ -98,6 +102,10 @@ impl Steps {
 /// An authenticated IMAP session.
 pub struct Imap {
     stream: Stream,
+    /// Bytes read from the server so far: a response deadline is one of
+    /// silence, not of the whole response (a large message over a slow
+    /// link takes as long as it takes).
+    received: Arc<AtomicU64>,
     client: Client,
     next_tag: u32,
     command_timeout: Duration,
@@ -135,9 +143,22 @@ fn lost<E: std::fmt::Display>(e: stream::Error<E>) -> MailboxError {
     }
 }
 
+/// `fut`, unless it takes longer than `limit`.
 async fn within<T>(
     limit: Duration,
     step: &'static str,
+    fut: impl std::future::Future<Output = Result<T, MailboxError>>,
+) -> Result<T, MailboxError> {
+    /// Never moves: silence measured against it is the whole wait.
+    static FIXED: AtomicU64 = AtomicU64::new(0);
+    until_silent(limit, step, &FIXED, fut).await
+}
+
+/// `fut`, unless `received` stays still for `limit` while it waits.
+async fn until_silent<T>(
+    limit: Duration,
+    step: &'static str,
+    received: &AtomicU64,
     fut: impl std::future::Future<Output = Result<T, MailboxError>>,
 ) -> Result<T, MailboxError> {
     // Most responses of a FETCH are buffered already: the timer is armed
@@ -145,20 +166,31 @@ async fn within<T>(
     // response took more than decoding it).
     let mut fut = pin!(fut);
     let mut timer = pin!(None::<Sleep>);
+    let mut seen = 0;
     poll_fn(|cx| {
         if let Poll::Ready(done) = fut.as_mut().poll(cx) {
             return Poll::Ready(done);
         }
         if timer.is_none() {
             timer.set(Some(sleep(limit)));
+            seen = received.load(Ordering::Relaxed);
         }
-        match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(MailboxError::Timeout {
-                step,
-                millis: limit.as_millis(),
-            })),
-            _ => Poll::Pending,
+        while let Some(mut t) = timer.as_mut().as_pin_mut() {
+            if t.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = received.load(Ordering::Relaxed);
+            if now == seen {
+                return Poll::Ready(Err(MailboxError::Timeout {
+                    step,
+                    millis: limit.as_millis(),
+                }));
+            }
+            // Bytes came: the silence starts again.
+            seen = now;
+            t.reset(Instant::now() + limit);
         }
+        Poll::Pending
     })
     .await
 }
@@ -255,8 +287,12 @@ impl Imap {
             Security::Tls => Stream::tls(Self::handshake(cfg, tcp, steps).await?),
             Security::None | Security::Starttls => Stream::insecure(tcp),
         };
+        let received = Arc::new(AtomicU64::new(0));
+        let mut stream = stream;
+        stream.count_received(received.clone());
         let mut imap = Self {
             stream,
+            received,
             client: Client::new(options.clone()),
             next_tag: 0,
             command_timeout: cfg.command_timeout,
@@ -278,6 +314,7 @@ impl Imap {
             let tcp = TcpStream::from(imap.stream);
             options.discard_greeting = true;
             imap.stream = Stream::tls(Self::handshake(cfg, tcp, steps).await?);
+            imap.stream.count_received(imap.received.clone());
             imap.client = Client::new(options);
             imap.capabilities.clear();
         }
@@ -419,7 +456,8 @@ impl Imap {
         step: &'static str,
     ) -> Result<Option<Data<'static>>, MailboxError> {
         loop {
-            let event = within(limit, step, self.event()).await?;
+            let received = self.received.clone();
+            let event = until_silent(limit, step, &received, self.event()).await?;
             match event {
                 Event::DataReceived { data } => return Ok(Some(data)),
                 Event::StatusReceived {

@@ -1,7 +1,7 @@
 //! A fault-injecting TCP proxy between the gateway and Dovecot, for what a
 //! real server will not do on request: drop every connection at once, go
 //! silent (accept bytes, forward none) while keeping the socket open, refuse
-//! new connections, or hold back the greeting.
+//! new connections, hold back the greeting, or pass bytes on slowly.
 
 use std::{
     io::{Read, Write},
@@ -16,6 +16,8 @@ struct State {
     stalled: bool,
     refusing: bool,
     greeting_delay: Duration,
+    /// Most bytes passed on per second (0: as fast as they come).
+    throttle: usize,
     open: Vec<TcpStream>,
     /// Bumped by `drop_all`: a greeting held back ends with its connection.
     drops: u64,
@@ -84,6 +86,12 @@ impl Proxy {
         self.state.0.lock().unwrap().greeting_delay = delay;
     }
 
+    /// Passes at most `bytes_per_second` on (0: no limit), as a slow link
+    /// or a server throttling its users does.
+    pub fn throttle(&self, bytes_per_second: usize) {
+        self.state.0.lock().unwrap().throttle = bytes_per_second;
+    }
+
     /// Closes every connection made so far (new ones still go through).
     pub fn drop_all(&self) {
         let mut state = self.state.0.lock().unwrap();
@@ -121,8 +129,19 @@ fn pump(
         };
         // Hold the bytes while stalled: the event awaited is the unstall.
         let guard = state.0.lock().unwrap();
-        drop(state.1.wait_while(guard, |s| s.stalled).unwrap());
-        if to.write_all(&buf[..n]).is_err() {
+        let throttle = state.1.wait_while(guard, |s| s.stalled).unwrap().throttle;
+        // A tenth of a second's worth at a time: the link's pace.
+        let step = match throttle {
+            0 => n,
+            rate => (rate / 10).max(1),
+        };
+        let sent = buf[..n].chunks(step).try_for_each(|chunk| {
+            if throttle > 0 {
+                thread::sleep(Duration::from_millis(100));
+            }
+            to.write_all(chunk)
+        });
+        if sent.is_err() {
             break;
         }
     }

@@ -1,5 +1,9 @@
 use std::{
     convert::Infallible,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     io::{ErrorKind, Read, Write},
 };
 
@@ -29,6 +33,8 @@ pub struct Stream {
     // mailgate patch: output held back until this many bytes are pending
     // or the state waits for input (see `coalesce_writes`).
     coalesce: usize,
+    // mailgate patch: bytes read so far are added here (`count_received`).
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl Stream {
@@ -39,6 +45,7 @@ impl Stream {
             read_buffer: BytesMut::default(),
             write_buffer: BytesMut::default(),
             coalesce: 0,
+            received: None,
         }
     }
 
@@ -76,6 +83,7 @@ impl Stream {
             read_buffer: BytesMut::default(),
             write_buffer: BytesMut::default(),
             coalesce: 0,
+            received: None,
         }
     }
 
@@ -87,6 +95,12 @@ impl Stream {
     /// writes each output at once.
     pub fn coalesce_writes(&mut self, bytes: usize) {
         self.coalesce = bytes;
+    }
+
+    /// mailgate patch: adds the count of every byte read from the socket
+    /// to `counter` (so a caller can tell a slow peer from a silent one).
+    pub fn count_received(&mut self, counter: Arc<AtomicU64>) {
+        self.received = Some(counter);
     }
 
     pub async fn flush(&mut self) -> Result<(), Error<Infallible>> {
@@ -174,14 +188,14 @@ impl Stream {
 
             // Progress the stream
             if self.write_buffer.is_empty() {
-                read(&self.stream, &mut self.read_buffer).await?;
+                read(&self.stream, &mut self.read_buffer, self.received.as_deref()).await?;
             } else {
                 // We read and write the stream simultaneously because otherwise
                 // a deadlock between client and server might occur if both sides
                 // would only read or only write.
                 let (read_stream, write_stream) = self.stream.split();
                 select! {
-                    result = read(read_stream, &mut self.read_buffer) => result,
+                    result = read(read_stream, &mut self.read_buffer, self.received.as_deref()) => result,
                     result = write(write_stream, &mut self.write_buffer) => result,
                 }?;
             };
@@ -276,6 +290,7 @@ impl ReadySocket for ReadHalf<'_> {
 async fn read<S: ReadySocket>(
     stream: S,
     read_buffer: &mut BytesMut,
+    received: Option<&AtomicU64>,
 ) -> Result<(), ReadWriteError> {
     #[cfg(debug_assertions)]
     let old_len = read_buffer.len();
@@ -299,6 +314,9 @@ async fn read<S: ReadySocket>(
         // The result is 0 if the stream reached "end of file" (the buffer
         // always has room).
         return Err(ReadWriteError::Closed);
+    }
+    if let Some(received) = received {
+        received.fetch_add(byte_count as u64, Ordering::Relaxed);
     }
 
     Ok(())
