@@ -219,12 +219,16 @@ impl SessionContext {
             p = self.admission.admit(&self.mailbox.host) => p,
             _ = self.stop_signal() => return Ok(()),
         };
-        let mut imap = Box::pin(async {
-            // The steps recorder serves test-connection; not kept while idling.
-            let mut steps = Steps::default();
-            Imap::connect(&self.mailbox, self.pipeline.max_message_bytes, &mut steps).await
-        })
-        .await?;
+        // Boxed on its own: inline, it made the session's future (which
+        // holds it while idling) cross a size class of the allocator.
+        let mut imap = Box::new(
+            Box::pin(async {
+                // The steps recorder serves test-connection; not kept while idling.
+                let mut steps = Steps::default();
+                Imap::connect(&self.mailbox, self.pipeline.max_message_bytes, &mut steps).await
+            })
+            .await?,
+        );
         drop(permit);
         let folder = self.mailbox.folders[self.folder].clone();
         let selected = Box::pin(imap.select(&folder)).await?;
