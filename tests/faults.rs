@@ -1,7 +1,8 @@
 //! Faults a real server will not produce on request, injected by a TCP proxy
 //! between the gateway and Dovecot: every connection dropped mid-IDLE, a
 //! socket that goes silent past the IDLE keepalive deadline, a greeting
-//! slower than the connection timeout, and refused connections. Each time
+//! slower than the connection timeout, refused connections, and a link
+//! slower than the command timeout. Each time
 //! the mailbox recovers with no lost and no doubled ticket.
 
 mod support;
@@ -17,6 +18,23 @@ fn through(proxy: &Proxy, dovecot: &Dovecot, user: &str, extra: &str) -> String 
         &format!("port = {}", dovecot.port),
         &format!("port = {}", proxy.port),
     )
+}
+
+/// A Dovecot with the one user `{prefix}0`, a proxy in front of it, and
+/// the gateway through the proxy (mailbox settings `extra`), once the
+/// mailbox idles.
+fn idle_behind_proxy(prefix: &str, extra: &str) -> (Dovecot, Proxy, tempfile::TempDir, Gateway) {
+    let accounts = users(prefix, 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    let proxy = Proxy::start(dovecot.port);
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "",
+        &through(&proxy, &dovecot, &format!("{prefix}0"), extra),
+    );
+    g.wait_for_state("m", "idle", WAIT);
+    (dovecot, proxy, data, g)
 }
 
 fn unique_subjects(g: &Gateway) -> usize {
@@ -52,17 +70,8 @@ fn every_connection_dropped_mid_idle() {
 
 #[test]
 fn a_silent_socket_is_caught_by_the_idle_keepalive() {
-    let accounts = users("fstall", 1);
-    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
-    let proxy = Proxy::start(dovecot.port);
-    let data = tempfile::tempdir().unwrap();
     let extra = "idle_keepalive_seconds = 1\nconnection_timeout_ms = 1000\nbackoff_initial_ms = 100\nbackoff_max_ms = 200";
-    let g = Gateway::start(
-        &data.path().join("store"),
-        "",
-        &through(&proxy, &dovecot, "fstall0", extra),
-    );
-    g.wait_for_state("m", "idle", WAIT);
+    let (dovecot, proxy, _data, g) = idle_behind_proxy("fstall", extra);
     proxy.stall(true);
     eventually("the silence to be detected", WAIT, || {
         g.json("/api/mailboxes/m")["last_error"]["code"] == "connection_timeout"
@@ -93,20 +102,11 @@ fn a_silent_socket_is_caught_by_the_idle_keepalive() {
 /// on that message at every attempt, for good.
 #[test]
 fn a_message_slower_than_the_command_timeout_comes_in_while_bytes_flow() {
-    let accounts = users("fslow", 1);
-    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
-    let proxy = Proxy::start(dovecot.port);
-    let data = tempfile::tempdir().unwrap();
     let extra = "command_timeout_seconds = 1\nbackoff_initial_ms = 100\nbackoff_max_ms = 200";
-    let g = Gateway::start(
-        &data.path().join("store"),
-        "",
-        &through(&proxy, &dovecot, "fslow0", extra),
-    );
-    g.wait_for_state("m", "idle", WAIT);
+    let (dovecot, proxy, _data, g) = idle_behind_proxy("fthrottle", extra);
     // 300 KB at 100 KB/s: three seconds, a third of them the deadline.
     proxy.throttle(100_000);
-    dovecot.deliver("fslow0", &mail::sized("slow@c.test", 300_000), None);
+    dovecot.deliver("fthrottle0", &mail::sized("slow@c.test", 300_000), None);
     g.wait_for_tickets(None, 1, WAIT);
     let view = g.json("/api/mailboxes/m");
     assert!(view["last_error"].is_null(), "{view}");
