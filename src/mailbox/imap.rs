@@ -1007,7 +1007,14 @@ mod tests {
 
     use imap_next::imap_types::response::{Code, CodeOther};
 
-    use super::{body_of, fetch_uid, login_refused, salvage_fetch, temporary, uid_set};
+    use std::{
+        sync::atomic::{AtomicU64, Ordering},
+        time::Duration,
+    };
+
+    use super::{
+        body_of, fetch_uid, login_refused, salvage_fetch, temporary, uid_set, until_silent,
+    };
 
     #[test]
     fn a_refused_login_is_bad_credentials_only_when_nothing_says_otherwise() {
@@ -1028,6 +1035,38 @@ mod tests {
         ] {
             assert_eq!(login_refused(text.into(), passes).code(), code, "{text}");
         }
+    }
+
+    /// A response deadline is one of silence: bytes arriving every 0.6 s
+    /// keep a 1 s deadline from firing over a 3 s response; a second of
+    /// silence fires it.
+    #[tokio::test(start_paused = true)]
+    async fn a_response_deadline_is_one_of_silence() {
+        let limit = Duration::from_secs(1);
+        let received = AtomicU64::new(0);
+        let trickle = async {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok("whole")
+        };
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            until_silent(limit, "x", &received, trickle).await.unwrap(),
+            "whole"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        let silent = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        let started = tokio::time::Instant::now();
+        let err = until_silent(limit, "x", &received, silent)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "connection_timeout");
+        assert_eq!(started.elapsed(), limit);
     }
 
     #[test]
