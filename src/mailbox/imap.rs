@@ -372,10 +372,10 @@ impl Imap {
         let event = match self.stream.next(&mut self.client).await {
             // The client skipped it to its end: the session may go on.
             Err(stream::Error::State(client::Error::ResponseTooLong { discarded_bytes })) => {
-                let skipped = discarded_bytes.declassify();
+                let words = fetch_head(discarded_bytes.declassify());
                 return Err(MailboxError::ResponseTooLong {
-                    uid: fetch_uid(skipped),
-                    fetch: fetch_head(skipped).is_some(),
+                    fetch: words.is_some(),
+                    uid: words.and_then(uid_item),
                     limit: self.max_response,
                 });
             }
@@ -455,8 +455,8 @@ impl Imap {
         limit: Duration,
         step: &'static str,
     ) -> Result<Option<Data<'static>>, MailboxError> {
+        let received = self.received.clone();
         loop {
-            let received = self.received.clone();
             let event = until_silent(limit, step, &received, self.event()).await?;
             match event {
                 Event::DataReceived { data } => return Ok(Some(data)),
@@ -601,17 +601,18 @@ impl Imap {
                 Event::StatusReceived {
                     status: Status::Tagged(t),
                 } if t.tag == tag => {
-                    // A folder locked for a moment is not a wrong name.
-                    if t.body.kind != StatusKind::Ok && temporary(t.body.code.as_ref()) {
-                        return Err(MailboxError::Refused {
-                            text: t.body.text.to_string(),
-                            temporary: true,
-                        });
-                    }
                     if t.body.kind != StatusKind::Ok {
-                        return Err(MailboxError::Folder {
-                            folder: folder.to_owned(),
-                            reason: t.body.text.to_string(),
+                        let text = t.body.text.to_string();
+                        // A folder locked for a moment is not a wrong name.
+                        return Err(match temporary(t.body.code.as_ref()) {
+                            true => MailboxError::Refused {
+                                text,
+                                temporary: true,
+                            },
+                            false => MailboxError::Folder {
+                                folder: folder.to_owned(),
+                                reason: text,
+                            },
                         });
                     }
                     if selected.uidvalidity == 0 {
@@ -920,11 +921,6 @@ fn fetch_head(response: &[u8]) -> Option<std::str::Split<'_, [char; 3]>> {
     fetch.then_some(words)
 }
 
-/// The UID a FETCH response names before its first literal.
-fn fetch_uid(response: &[u8]) -> Option<u32> {
-    uid_item(fetch_head(response)?)
-}
-
 /// The number after the first `UID` among `words`.
 fn uid_item<'a>(words: impl Iterator<Item = &'a str>) -> Option<u32> {
     let mut words = words.filter(|w| !w.is_empty());
@@ -1013,7 +1009,8 @@ mod tests {
     };
 
     use super::{
-        body_of, fetch_uid, login_refused, salvage_fetch, temporary, uid_set, until_silent,
+        body_of, fetch_head, login_refused, salvage_fetch, temporary, uid_item, uid_set,
+        until_silent,
     };
 
     #[test]
@@ -1120,7 +1117,7 @@ mod tests {
             (b"", None),
         ] {
             assert_eq!(
-                fetch_uid(response),
+                fetch_head(response).and_then(uid_item),
                 uid,
                 "{}",
                 String::from_utf8_lossy(response)

@@ -103,6 +103,19 @@ impl Proxy {
     }
 }
 
+/// A throttled link's pace: a tenth of a second per chunk, which is the
+/// fault itself; `false` if the connections were dropped meanwhile.
+fn link_paced(state: &(Mutex<State>, Condvar)) -> bool {
+    let guard = state.0.lock().unwrap();
+    let drops = guard.drops;
+    let pace = Duration::from_millis(100);
+    let (guard, _) = state
+        .1
+        .wait_timeout_while(guard, pace, |s| s.drops == drops)
+        .unwrap();
+    guard.drops == drops
+}
+
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
@@ -135,12 +148,16 @@ fn pump(
             0 => n,
             rate => (rate / 10).max(1),
         };
-        let sent = buf[..n].chunks(step).try_for_each(|chunk| {
-            if throttle > 0 {
-                thread::sleep(Duration::from_millis(100));
+        let mut sent = Ok(());
+        for chunk in buf[..n].chunks(step) {
+            if throttle > 0 && !link_paced(state) {
+                break;
             }
-            to.write_all(chunk)
-        });
+            sent = to.write_all(chunk);
+            if sent.is_err() {
+                break;
+            }
+        }
         if sent.is_err() {
             break;
         }
