@@ -1,5 +1,6 @@
 //! Generated messages: deterministic from (uidvalidity, user, uid, size, date),
-//! so the farm stores a few numbers per message instead of its bytes. Small
+//! so the farm keeps only those numbers for a large message and renders it
+//! when fetched (small ones it renders once, when injected). Small
 //! ones are one text/plain part; large ones carry a base64 attachment, the
 //! shape of real big mail. Their bytes compress like real mail does: the
 //! text is words drawn from a vocabulary (≈ 3:1 with zstd, as English prose),
