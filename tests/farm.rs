@@ -695,7 +695,9 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
         farm.inject(1, 2048);
         imap.select("INBOX").await.unwrap();
         assert_eq!(
-            imap.search_with_larger(0, None, 1 << 20).await.unwrap(),
+            imap.search_with_larger((0, None), None, 1 << 20)
+                .await
+                .unwrap(),
             (vec![1], vec![])
         );
         assert!(!imap.mail_since_search());
@@ -707,7 +709,9 @@ fn new_mail_announced_during_a_fetch_is_not_lost_before_idle() {
             "the EXISTS during FETCH was missed"
         );
         assert_eq!(
-            imap.search_with_larger(1, None, 1024).await.unwrap(),
+            imap.search_with_larger((1, None), None, 1024)
+                .await
+                .unwrap(),
             (vec![2], vec![(2, 2048)])
         );
         assert!(!imap.mail_since_search());

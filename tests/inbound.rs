@@ -224,15 +224,56 @@ fn the_too_large_search_answer_is_never_taken_for_the_new_mail_answer() {
         imap.select("INBOX").await.unwrap();
         for _ in 0..20 {
             assert_eq!(
-                imap.search_with_larger(0, None, 100_000).await.unwrap(),
+                imap.search_with_larger((0, None), None, 100_000)
+                    .await
+                    .unwrap(),
                 (vec![1, 2, 3], vec![(2, huge.len() as u32)])
             );
         }
         assert_eq!(
-            imap.search_with_larger(3, None, 100_000).await.unwrap(),
+            imap.search_with_larger((3, None), None, 100_000)
+                .await
+                .unwrap(),
             (vec![], vec![])
         );
     });
+}
+
+/// A folder whose UIDs do not fit in one response: the catch-up's SEARCH
+/// answer for 15,000 messages (≈ 79 KB) is longer than any response a
+/// session reads with the smallest `max_message_bytes` (1 KiB + 64 KiB),
+/// as a folder of millions is with the default. It failed the mailbox
+/// with imap_response_too_long at every attempt; searched a window of UIDs
+/// at a time, every message becomes a ticket.
+#[test]
+fn a_folder_too_large_for_one_search_answer_is_caught_up_in_windows() {
+    const MESSAGES: u64 = 15_000;
+    let accounts = users("huge", 1);
+    let dovecot = Dovecot::start(&accounts, DovecotOptions::default());
+    for i in 0..MESSAGES {
+        let m = mail::simple(&format!("m{i}@c.test"), &format!("m {i}"));
+        dovecot.deliver("huge0", &m, None);
+    }
+    let data = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        &data.path().join("store"),
+        "max_message_bytes = 1024",
+        &mailbox("m", &dovecot, "huge0", ""),
+    );
+    eventually("every message committed", 4 * WAIT, || {
+        let view = g.json("/api/mailboxes/m");
+        assert!(view["last_error"].is_null(), "{view}");
+        view["checkpoint"]["INBOX"]["uid"].as_u64() == Some(MESSAGES)
+    });
+    g.wait_for_state("m", "idle", WAIT);
+    assert!(g.rejections().is_empty());
+    let metrics = g.metrics();
+    assert!(
+        metrics.contains(&format!(
+            "mailgate_messages_committed_total{{outcome=\"ticket\"}} {MESSAGES}"
+        )),
+        "{metrics}"
+    );
 }
 
 #[test]

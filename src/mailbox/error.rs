@@ -145,7 +145,7 @@ impl MailboxError {
             Self::OAuthRefresh(_) => "re-authorise the mailbox to get a new refresh token, and check oauth2_client_id, the client secret and oauth2_token_url",
             Self::TooManyConnections(_) => "the server limits connections per user or address: close other clients of this mailbox, watch fewer folders, or raise the server's limit",
             Self::Throttled { .. } => "the server asked for a pause; mailgate waits at least as long as it suggested before reconnecting",
-            Self::ResponseTooLong { .. } => "a message larger than the server announced is recorded as rejected (message_too_large) and the mailbox goes on; for any other response this long (the UID list of a folder with millions of messages), raise pipeline.max_message_bytes or set sync_start_date",
+            Self::ResponseTooLong { .. } => "a message larger than the server announced is recorded as rejected (message_too_large) and the mailbox goes on; for any other response this long (a server sending one huge response line), raise pipeline.max_message_bytes: a response may be that long plus 64 KiB (a huge folder's UID list is searched in windows that fit)",
         }
     }
 

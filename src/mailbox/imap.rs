@@ -117,6 +117,26 @@ pub struct Imap {
     mail_since_search: bool,
     /// The longest response read; a longer one is skipped.
     max_response: u32,
+    /// UIDNEXT of the selected folder, as SELECT reported it.
+    uidnext: Option<u32>,
+}
+
+/// The UID ranges a catch-up searches, one after the other: `(after,
+/// upto)` for `UID SEARCH UID after+1:upto`, windows of `span` UIDs up to
+/// the folder's `uidnext`, then `after+1:*` (mail that came since SELECT
+/// included). A folder of millions of messages answers one SEARCH for all
+/// of them with a line longer than any response the session reads.
+pub fn search_windows(after: u32, uidnext: Option<u32>, span: u32) -> Vec<(u32, Option<u32>)> {
+    let span = span.max(1);
+    let last = uidnext.map_or(0, |next| next.saturating_sub(1));
+    let mut windows = Vec::new();
+    let mut after = after;
+    while last.saturating_sub(after) > span {
+        windows.push((after, Some(after + span)));
+        after += span;
+    }
+    windows.push((after, None));
+    windows
 }
 
 /// One message of a body fetch.
@@ -206,15 +226,18 @@ fn since_key(since: Option<NaiveDate>) -> Result<Option<SearchKey<'static>>, Mai
         .transpose()
 }
 
-/// `UID SEARCH UID after+1:* [key]`.
+/// `UID SEARCH UID after+1:upto [key]` (`after+1:*` without `upto`).
 fn search_above(
     after: u32,
+    upto: Option<u32>,
     key: Option<SearchKey<'static>>,
 ) -> Result<CommandBody<'static>, MailboxError> {
-    let mut keys = vec![SearchKey::Uid(sequence(&format!(
-        "{}:*",
-        after.saturating_add(1)
-    ))?)];
+    let first = after.saturating_add(1);
+    let set = match upto {
+        Some(upto) => format!("{first}:{upto}"),
+        None => format!("{first}:*"),
+    };
+    let mut keys = vec![SearchKey::Uid(sequence(&set)?)];
     keys.extend(key);
     let criteria =
         Vec1::try_from(keys).map_err(|_| MailboxError::Protocol("empty search".into()))?;
@@ -299,6 +322,7 @@ impl Imap {
             capabilities: String::new(),
             mail_since_search: false,
             max_response,
+            uidnext: None,
         };
         steps.run(limit, "greeting", imap.greeting()).await?;
         if cfg.security == Security::Starttls {
@@ -593,11 +617,11 @@ impl Imap {
                 } => selected.exists = n,
                 Event::StatusReceived {
                     status: Status::Untagged(body),
-                } => {
-                    if let Some(Code::UidValidity(v)) = body.code {
-                        selected.uidvalidity = v.get();
-                    }
-                }
+                } => match body.code {
+                    Some(Code::UidValidity(v)) => selected.uidvalidity = v.get(),
+                    Some(Code::UidNext(n)) => self.uidnext = Some(n.get()),
+                    _ => {}
+                },
                 Event::StatusReceived {
                     status: Status::Tagged(t),
                 } if t.tag == tag => {
@@ -627,29 +651,46 @@ impl Imap {
         }
     }
 
-    /// UIDs above `after` (and, with `since`, with an internal date on or
-    /// after that day), ascending, and (UID, RFC822.SIZE) of those larger
-    /// than `limit` bytes (one SEARCH instead of a size per message, then
-    /// the sizes of the few it finds). The second SEARCH waits for the
-    /// first's completion: untagged SEARCH answers carry no tag, and a
-    /// server may run pipelined SEARCHes at once and interleave their
-    /// answers (Dovecot does).
+    /// The UID windows of [`search_windows`] above `after` for this folder,
+    /// each SEARCH answer within the longest response the session reads (a
+    /// UID and its space are at most 11 bytes).
+    pub fn search_windows(&self, after: u32) -> Vec<(u32, Option<u32>)> {
+        search_windows(
+            after,
+            self.uidnext,
+            self.max_response.saturating_sub(4096) / 11,
+        )
+    }
+
+    /// UIDs above `after` and up to `upto` (and, with `since`, with an
+    /// internal date on or after that day), ascending, and (UID,
+    /// RFC822.SIZE) of those larger than `limit` bytes (one SEARCH instead
+    /// of a size per message, then the sizes of the few it finds). The
+    /// second SEARCH waits for the first's completion: untagged SEARCH
+    /// answers carry no tag, and a server may run pipelined SEARCHes at once
+    /// and interleave their answers (Dovecot does).
     pub async fn search_with_larger(
         &mut self,
-        after: u32,
+        (after, upto): (u32, Option<u32>),
         since: Option<NaiveDate>,
         limit: u32,
     ) -> Result<(Vec<u32>, Vec<(u32, u32)>), MailboxError> {
-        let uids = self
-            .search(search_above(after, since_key(since)?)?, after)
+        let mut uids = self
+            .search(search_above(after, upto, since_key(since)?)?, after)
             .await?;
-        // The answer covers every message the server had announced.
-        self.mail_since_search = false;
+        if let Some(upto) = upto {
+            uids.retain(|u| *u <= upto);
+        }
+        // Up to `*`, the answer covers every message the server had announced.
+        if upto.is_none() {
+            self.mail_since_search = false;
+        }
         if uids.is_empty() {
             return Ok((uids, Vec::new()));
         }
+        let larger = Some(SearchKey::Larger(limit));
         let mut too_large = self
-            .search(search_above(after, Some(SearchKey::Larger(limit)))?, after)
+            .search(search_above(after, upto, larger)?, after)
             .await?;
         // The second SEARCH may see mail the first did not: not fetched now.
         too_large.retain(|u| uids.binary_search(u).is_ok());
@@ -1009,8 +1050,8 @@ mod tests {
     };
 
     use super::{
-        body_of, fetch_head, login_refused, salvage_fetch, temporary, uid_item, uid_set,
-        until_silent,
+        body_of, fetch_head, login_refused, salvage_fetch, search_windows, temporary, uid_item,
+        uid_set, until_silent,
     };
 
     #[test]
@@ -1149,6 +1190,36 @@ mod tests {
         assert!(ResponseCodec::default()
             .decode(b"* 7 FETCH (UID 42 BODY[] {5}\r\nhel\0o)\r\n")
             .is_err());
+    }
+
+    #[test]
+    fn a_catch_up_searches_windows_that_fit_then_up_to_the_end() {
+        // Nothing known of the folder, or little above the checkpoint: one
+        // search up to the end.
+        assert_eq!(search_windows(7, None, 100), vec![(7, None)]);
+        assert_eq!(search_windows(0, Some(101), 100), vec![(0, None)]);
+        assert_eq!(search_windows(500, Some(300), 100), vec![(500, None)]);
+        // UIDs 1..=250 in windows of 100 (the last one open-ended, for the
+        // mail that came since SELECT).
+        assert_eq!(
+            search_windows(0, Some(251), 100),
+            vec![(0, Some(100)), (100, Some(200)), (200, None)]
+        );
+        assert_eq!(
+            search_windows(150, Some(400), 100),
+            vec![(150, Some(250)), (250, Some(350)), (350, None)]
+        );
+        // Near the top of the UID space, no overflow.
+        assert_eq!(
+            search_windows(u32::MAX - 150, Some(u32::MAX), 100),
+            vec![(u32::MAX - 150, Some(u32::MAX - 50)), (u32::MAX - 50, None)]
+        );
+        // A span of 0 (a tiny response limit) still makes progress.
+        assert_eq!(search_windows(0, Some(3), 0), vec![(0, Some(1)), (1, None)]);
+        // Each window's answer fits a response: 11 bytes per UID at most.
+        let span = (66_560 - 4096) / 11;
+        let worst = format!("* SEARCH{}\r\n", format!(" {}", u32::MAX).repeat(span));
+        assert!(worst.len() <= 66_560);
     }
 
     #[test]

@@ -308,14 +308,37 @@ async fn sync(
     let limit = out.ctx.pipeline.max_message_bytes;
     // A catch-up finds messages too large to download by a second SEARCH
     // (a size per message cost more than the rest of its receipt) and then
-    // their sizes, for the rejection record. The few messages of a wake-up
-    // come with their sizes in one round trip.
-    let (uids, too_large) = if catching_up || cfg.sync_start_date.is_some() {
-        imap.search_with_larger(*last, cfg.sync_start_date, limit)
-            .await?
+    // their sizes, for the rejection record, a window of UIDs at a time (a
+    // huge folder's whole answer would be longer than a response may be).
+    // The few messages of a wake-up come with their sizes in one round trip.
+    if catching_up || cfg.sync_start_date.is_some() {
+        for window in imap.search_windows(*last) {
+            let (uids, too_large) = imap
+                .search_with_larger(window, cfg.sync_start_date, limit)
+                .await?;
+            if !fetch_found(imap, out, last, &uids, &too_large).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     } else {
-        imap.new_with_sizes(*last, limit).await?
-    };
+        let (uids, too_large) = imap.new_with_sizes(*last, limit).await?;
+        fetch_found(imap, out, last, &uids, &too_large).await
+    }
+}
+
+/// Fetches `uids` (ascending; `too_large`, (UID, size) ascending, among
+/// them are not downloaded) into the pipeline, a `fetch_batch` at a time,
+/// and moves `last` past each batch. Returns `false` if it stopped early
+/// for shutdown.
+async fn fetch_found(
+    imap: &mut Imap,
+    out: &mut Outlet<'_>,
+    last: &mut u32,
+    uids: &[u32],
+    too_large: &[(u32, u32)],
+) -> Result<bool, MailboxError> {
+    let limit = out.ctx.pipeline.max_message_bytes;
     for chunk in uids.chunks(out.ctx.pipeline.fetch_batch) {
         if out.ctx.stopping() {
             out.flush();
