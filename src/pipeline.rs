@@ -173,13 +173,14 @@ pub enum Body {
         /// The configured limit.
         limit: u32,
     },
-    /// Refused by the server (a NO to fetching it alone, while it answered
-    /// for its size): not downloaded.
+    /// Not sent by the server (a NO to fetching it alone, or an answer
+    /// without it, while it answered for its size): not downloaded.
     Refused {
         /// RFC822.SIZE as the server reported it.
         size: u32,
-        /// The server's text.
-        text: String,
+        /// The server's text with its NO; `None` when it left the message
+        /// out of an answer that ended OK.
+        text: Option<String>,
     },
 }
 

@@ -519,6 +519,51 @@ fn a_message_the_server_will_not_send_is_rejected_and_the_mailbox_goes_on() {
 /// neither parks in needs_reauth, which would hold it until an
 /// administrator acted, nor reports a wrong folder name; once the server
 /// answers again, its mail comes in.
+/// A server may leave a message out of its answer to a FETCH and still
+/// answer OK (RFC 3501 asks for a NO when it cannot send one). mailgate
+/// took such a message as expunged and skipped it: the checkpoint moved
+/// past it, and it was lost without a trace. Now a message left out while
+/// the server still answers for its size is recorded as rejected under its
+/// UID, and the mailbox goes on.
+#[test]
+fn a_message_left_out_of_a_fetch_answer_is_rejected_not_skipped() {
+    let run = AroundOne::start(
+        FarmConfig::new(1),
+        |farm| {
+            farm.append_omitted(1, &mail::simple("left@c.test", "left out"));
+        },
+        "",
+    );
+    run.g.wait_for_tickets(None, 2, WAIT);
+    let rejection = run.rejected(2, "message_refused_by_server");
+    let reason = rejection["reason"].as_str().unwrap();
+    assert!(reason.contains("left the message out"), "{rejection}");
+    run.went_on();
+    assert_eq!(run.g.rejections().len(), 1);
+}
+
+/// Messages expunged between the SEARCH that found them and their FETCH
+/// (the farm's "vanished" ones: every FETCH leaves them out) are gone, not
+/// refused: nothing is recorded and the mailbox goes on. In batches of two,
+/// each is the last of its batch's answer, then in the middle of one.
+#[test]
+fn messages_gone_before_their_fetch_are_skipped_without_error() {
+    for fetch_batch in [2, 200] {
+        let run = AroundOne::start(
+            FarmConfig::new(1),
+            |farm| {
+                farm.append_vanished(1, &mail::simple("gone1@c.test", "gone"));
+                farm.append(1, &mail::simple("mid@c.test", "small middle"));
+                farm.append_vanished(1, &mail::simple("gone2@c.test", "gone"));
+            },
+            &format!("fetch_batch = {fetch_batch}"),
+        );
+        run.went_on();
+        assert_eq!(run.g.tickets(None).len(), 3, "fetch_batch {fetch_batch}");
+        assert!(run.g.rejections().is_empty(), "fetch_batch {fetch_batch}");
+    }
+}
+
 #[test]
 fn a_refusal_that_passes_is_retried_until_it_does() {
     for (fault, shown_as_not) in [

@@ -77,8 +77,8 @@ pub(crate) struct Stored {
     /// length, unless appended with another.
     pub(crate) announced: u32,
     pub(crate) date: DateTime<Utc>,
-    /// Its body is never sent (see [`Farm::append_refused`]).
-    pub(crate) refused: bool,
+    /// How it is served unlike its bytes.
+    pub(crate) quirk: Quirk,
     injected: Instant,
     /// Its bytes: appended, or generated and small; `None` for a large
     /// generated message (rendered when fetched).
@@ -86,13 +86,18 @@ pub(crate) struct Stored {
 }
 
 /// How an appended message is served unlike its bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Quirk {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Quirk {
     None,
     /// Its size is announced as this many bytes.
     Announced(u32),
-    /// Its body is never sent.
+    /// Its body is never sent: a FETCH of it stops there with NO.
     Refused,
+    /// Left out of every body FETCH answer (which ends OK).
+    Omitted,
+    /// Left out of every FETCH answer: gone, though SEARCH still finds it
+    /// (as a message expunged after the SEARCH is).
+    Vanished,
 }
 
 /// A listener accepting for a farm; dropping it stops accepting (open
@@ -206,6 +211,20 @@ impl Farm {
         self.store(user, raw.len(), Some(Arc::from(raw)), Quirk::Refused)
     }
 
+    /// [`append`](Self::append), but the farm leaves the message out of
+    /// every answer to a FETCH of its body, and answers OK (its UID and size
+    /// are answered as usual): a server that does not say it cannot send a
+    /// message. Its UID.
+    pub fn append_omitted(&self, user: u32, raw: &[u8]) -> u32 {
+        self.store(user, raw.len(), Some(Arc::from(raw)), Quirk::Omitted)
+    }
+
+    /// [`append`](Self::append), but as if expunged right after any SEARCH:
+    /// SEARCH finds it, every FETCH leaves it out. Its UID.
+    pub fn append_vanished(&self, user: u32, raw: &[u8]) -> u32 {
+        self.store(user, raw.len(), Some(Arc::from(raw)), Quirk::Vanished)
+    }
+
     fn store(&self, user: u32, size: usize, raw: Option<Arc<[u8]>>, quirk: Quirk) -> u32 {
         let mailbox = self.mailbox(user);
         let mut messages = mailbox.lock();
@@ -230,9 +249,9 @@ impl Farm {
             size,
             announced: match quirk {
                 Quirk::Announced(announced) => announced,
-                Quirk::None | Quirk::Refused => size,
+                _ => size,
             },
-            refused: quirk == Quirk::Refused,
+            quirk,
             date,
             injected: Instant::now(),
             raw,

@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
 use tokio_rustls::TlsStream;
 
-use crate::farm::{Farm, Stored};
+use crate::farm::{Farm, Quirk, Stored};
 use crate::fault::Fault;
 use crate::stats::ConnectionGuard;
 
@@ -548,7 +548,7 @@ impl Session<'_> {
             .into_iter()
             .enumerate()
             .map(|(i, m)| (i as u32 + 1, m))
-            .filter(|(n, _)| in_set(set, *n, exists))
+            .filter(|(n, m)| in_set(set, *n, exists) && m.quirk != Quirk::Vanished)
             .collect();
         let body_only = matches!(
             names.as_slice(),
@@ -599,7 +599,11 @@ impl Session<'_> {
             let body = |name: &MessageDataItemName<'_>| {
                 matches!(name, MessageDataItemName::BodyExt { .. })
             };
-            if stored.refused && fetch.names.iter().any(body) {
+            let asks_body = fetch.names.iter().any(body);
+            if stored.quirk == Quirk::Omitted && asks_body {
+                continue;
+            }
+            if stored.quirk == Quirk::Refused && asks_body {
                 fetch.todo.clear();
                 fetch.refused = true;
                 break;

@@ -366,12 +366,14 @@ async fn fetch_found(
 
 /// Fetches `uids` (ascending) into the pipeline in UID order, each message
 /// of `large` (ascending (UID, size), too large to download) below one of
-/// them in its place. A message too long to read whose UID the server sent
-/// after it (in the part skipped) cannot be placed, and a fetch the server
-/// refused (NO) may have stopped at one message it will not send: the rest
-/// is fetched again from the last message placed, one at a time until one
-/// comes back (a message fetched alone is known without its UID), then
-/// together. A message refused alone is dealt with by [`refuse`].
+/// them in its place. When the order is lost — a message too long to read
+/// whose UID the server sent after it (in the part skipped), or a message
+/// left out of the answer (one with a later UID came first, or the answer
+/// ended before the last ones) — or the server refused the fetch (NO,
+/// which may stop it at one message it will not send), the rest is fetched
+/// again from the last message placed, one at a time until one comes back
+/// (a message fetched alone is known without its UID), then together. A
+/// message that does not come alone is dealt with by [`refuse`].
 async fn fetch_in_order(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
@@ -410,57 +412,61 @@ async fn fetch_in_order(
                     continue;
                 }
             };
+            // The next one was left out: it is looked at alone first.
+            if uids.get(placed).is_some_and(|next| *next < uid) {
+                unplaced = true;
+                continue;
+            }
             delivered = true;
             place(out, large, uid, body(fetched, limit), limit).await;
             placed = uids.partition_point(|u| *u <= uid);
         }
         uids = &uids[placed..];
         match refused {
-            Some(text) if alone && placed == 0 => {
+            // Nothing came of it alone: refused, left out, or gone.
+            text if alone && placed == 0 => {
                 let first = (uids[0], text);
-                uids = refuse(imap, out, large, first, &uids[1..], delivered, limit).await?;
-                (alone, delivered) = (false, true);
+                (uids, delivered) =
+                    refuse(imap, out, large, first, &uids[1..], delivered, limit).await?;
+                alone = false;
             }
             Some(_) => alone = true,
-            None if unplaced => alone = true,
-            None if !alone => break,
-            // Gone since it was announced: the next one, alone.
-            None if placed == 0 => uids = &uids[1..],
+            // The last ones were left out, or the order was lost.
+            None if unplaced || !(alone || uids.is_empty()) => alone = true,
             None => alone = false,
         }
     }
     Ok(())
 }
 
-/// `first`, which the server refused to send alone (`text`), becomes a
-/// rejection if the server still answers for its size and can send other
-/// mail: a body came in before (`delivered`), or else the next message
-/// that comes when those of `rest` are fetched alone (those refused too
-/// are rejected with it; the one that came is placed after them).
-/// Otherwise the refusal ends the session, to be tried again: a server that
-/// sends no mail at all is in trouble, and no message is given up for
-/// that. The UIDs still to fetch.
+/// `first`, which did not come of fetching it alone (the server's NO, or
+/// `None`: an answer without it), becomes a rejection if the server still
+/// answers for its size (else it is gone: expunged since the SEARCH, and
+/// not recorded) and can send other mail: a body came in before
+/// (`delivered`), or else the next message that comes when those of `rest`
+/// are fetched alone (those that do not come either are dealt with as
+/// `first`; the one that came is placed after them). A server that answers
+/// for a message's size and sends no mail at all is in trouble: the
+/// session ends, to be tried again, and no message is given up for that.
+/// The UIDs still to fetch, and whether a body has come in.
 async fn refuse<'u>(
     imap: &mut Imap,
     out: &mut Outlet<'_>,
     large: &mut Peekable<impl Iterator<Item = (u32, u32)>>,
-    (first, text): (u32, String),
+    first: (u32, Option<String>),
     mut rest: &'u [u32],
     delivered: bool,
     limit: u32,
-) -> Result<&'u [u32], MailboxError> {
-    let mut refused = vec![(first, text)];
+) -> Result<(&'u [u32], bool), MailboxError> {
+    let mut missing = vec![first];
     let mut next = None;
     while !delivered && next.is_none() {
         let Some((&u, after)) = rest.split_first() else {
-            let (_, text) = refused.swap_remove(0);
-            return Err(MailboxError::Refused {
-                text,
-                temporary: false,
-            });
+            break;
         };
         rest = after;
         let tag = imap.fetch_bodies(&[u])?;
+        let mut answer = None;
         loop {
             match imap.next_body(&tag).await {
                 Ok(Some((_, fetched))) => next = Some((u, fetched)),
@@ -469,26 +475,45 @@ async fn refuse<'u>(
                     text,
                     temporary: false,
                 }) => {
-                    refused.push((u, text));
+                    answer = Some(text);
                     break;
                 }
                 Err(e) => return Err(e),
             }
         }
-    }
-    // One gone since (no size) is not recorded.
-    let asked: Vec<u32> = refused.iter().map(|(u, _)| *u).collect();
-    let sizes = imap.sizes(&asked).await?;
-    for (uid, text) in refused {
-        if let Ok(i) = sizes.binary_search_by_key(&uid, |(u, _)| *u) {
-            let size = sizes[i].1;
-            place(out, large, uid, Body::Refused { size, text }, limit).await;
+        if next.is_none() {
+            missing.push((u, answer));
         }
     }
+    // Those gone since (no size) are not recorded.
+    let asked: Vec<u32> = missing.iter().map(|(u, _)| *u).collect();
+    let sizes = imap.sizes(&asked).await?;
+    let size = |uid: u32| {
+        let i = sizes.binary_search_by_key(&uid, |(u, _)| *u).ok()?;
+        Some(sizes[i].1)
+    };
+    let mut still = missing
+        .into_iter()
+        .filter_map(|(uid, text)| Some((uid, size(uid)?, text)));
+    if !delivered && next.is_none() {
+        if let Some((uid, _, text)) = still.next() {
+            let text = text.unwrap_or_else(|| {
+                format!("the server left UID {uid} out of its answers to fetching it, though it answers for its size")
+            });
+            return Err(MailboxError::Refused {
+                text,
+                temporary: false,
+            });
+        }
+    }
+    for (uid, size, text) in still {
+        place(out, large, uid, Body::Refused { size, text }, limit).await;
+    }
+    let came = next.is_some();
     if let Some((u, fetched)) = next {
         place(out, large, u, body(fetched, limit), limit).await;
     }
-    Ok(rest)
+    Ok((rest, delivered || came))
 }
 
 /// Hands `uid` on, after the too-large messages of `large` below it.

@@ -97,7 +97,11 @@ fn decide_one(fetched: &Fetched, keys: &mut impl Iterator<Item = String>) -> Dec
         Body::Refused { text, .. } => Decision::Reject(Reject {
             code: "message_refused_by_server",
             reason: format!(
-                "the server would not send this message (it answered NO: {text:?}); it stays in the mailbox: open it with a mail client, or ask the server's administrator"
+                "the server would not send this message ({}); it stays in the mailbox: open it with a mail client, or ask the server's administrator",
+                match text {
+                    Some(text) => format!("it answered NO: {text:?}"),
+                    None => "it left the message out of its answers to fetching it, though it still answered for its size".to_owned(),
+                }
             ),
             head: None,
             raw_sha256: None,
