@@ -97,6 +97,8 @@ pub struct PeerReport {
     pub idle_rss_bytes: u64,
     /// (idle − base) / mailboxes.
     pub rss_per_mailbox_bytes: f64,
+    /// (RSS after the measured idle phase − base) / mailboxes.
+    pub rss_per_mailbox_settled_bytes: f64,
     /// From "go" to every session in IDLE (farm side).
     pub time_to_all_idle_s: f64,
     /// CPU while idle, % of one core.
@@ -173,6 +175,8 @@ fn run_idle(scenario: &Scenario, script: &Path, dir: &Path) -> Result<PeerReport
             idle_rss_bytes: idle.rss_bytes,
             rss_per_mailbox_bytes: idle.rss_bytes.saturating_sub(base.rss_bytes) as f64
                 / f64::from(n),
+            rss_per_mailbox_settled_bytes: after.rss_bytes.saturating_sub(base.rss_bytes) as f64
+                / f64::from(n),
             time_to_all_idle_s: all_idle.as_secs_f64(),
             cpu_percent_of_core: 100.0 * cpu / measure.as_secs_f64(),
             measure_s: measure.as_secs_f64(),
@@ -200,6 +204,15 @@ pub fn comparison(gateway: &Report, peer: &PeerReport) -> String {
             kib(gateway.rss_per_mailbox_bytes),
             kib(peer.rss_per_mailbox_bytes),
             ratio(peer.rss_per_mailbox_bytes, gateway.rss_per_mailbox_bytes),
+        ),
+        (
+            "RSS per idle mailbox after the measured phase",
+            kib(gateway.rss_per_mailbox_settled_bytes),
+            kib(peer.rss_per_mailbox_settled_bytes),
+            ratio(
+                peer.rss_per_mailbox_settled_bytes,
+                gateway.rss_per_mailbox_settled_bytes,
+            ),
         ),
         (
             "CPU while idle (% of a core)",

@@ -78,6 +78,11 @@ pub struct Report {
     pub idle_rss_bytes: u64,
     /// (idle − base) / mailboxes.
     pub rss_per_mailbox_bytes: f64,
+    /// (RSS at the end of the measured phase − base) / mailboxes: in an
+    /// idle scenario, after the mailboxes have idled through it (the figure
+    /// above is sampled the moment the last one idles, just after the
+    /// log-ins).
+    pub rss_per_mailbox_settled_bytes: f64,
     /// Highest RSS sampled.
     pub peak_rss_bytes: u64,
     /// The bound the peak must stay under.
@@ -219,6 +224,10 @@ impl Report {
                 ),
             ),
             ("RSS per idle mailbox", kib(self.rss_per_mailbox_bytes)),
+            (
+                "RSS per mailbox at the end of the measured phase",
+                kib(self.rss_per_mailbox_settled_bytes),
+            ),
             (
                 "peak RSS / bound",
                 format!(

@@ -260,7 +260,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         .map_err(&fail)?;
     }
     let measured = measure_start.elapsed();
-    let cpu_after = sample(pid).map_err(err("cpu sample"))?.cpu_ticks;
+    let after = sample(pid).map_err(err("cpu sample"))?;
+    let cpu_after = after.cpu_ticks;
     if let Some(t) = traffic {
         t.abort();
         // Once the task is gone, no injection is half done.
@@ -327,6 +328,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         base_rss_bytes: base.rss_bytes,
         idle_rss_bytes: idle.rss_bytes,
         rss_per_mailbox_bytes: idle.rss_bytes.saturating_sub(base.rss_bytes) as f64
+            / mailbox_count as f64,
+        rss_per_mailbox_settled_bytes: after.rss_bytes.saturating_sub(base.rss_bytes) as f64
             / mailbox_count as f64,
         peak_rss_bytes: watch.peak_rss,
         rss_bound_bytes: bound,
