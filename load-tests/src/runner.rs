@@ -260,7 +260,7 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         .map_err(&fail)?;
     }
     let measured = measure_start.elapsed();
-    let after = sample(pid).map_err(err("cpu sample"))?;
+    let after = sample(pid).map_err(err("end-of-phase sample"))?;
     let cpu_after = after.cpu_ticks;
     if let Some(t) = traffic {
         t.abort();

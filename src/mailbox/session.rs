@@ -391,17 +391,13 @@ async fn fetch_in_order(
         // server's refusal.
         let (mut placed, mut unplaced, mut refused) = (0, false, None);
         loop {
-            let (uid, fetched) = match next_body(imap, out, &tag).await {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(MailboxError::Refused {
-                    text,
-                    temporary: false,
-                }) => {
+            let (uid, fetched) = match answer(next_body(imap, out, &tag).await)? {
+                Answer::Message(next) => next,
+                Answer::End => break,
+                Answer::No(text) => {
                     refused = Some(text);
                     break;
                 }
-                Err(e) => return Err(e),
             };
             let uid = match (uid, asked) {
                 _ if unplaced => continue,
@@ -466,23 +462,19 @@ async fn refuse<'u>(
         };
         rest = after;
         let tag = imap.fetch_bodies(&[u])?;
-        let mut answer = None;
+        let mut no = None;
         loop {
-            match imap.next_body(&tag).await {
-                Ok(Some((_, fetched))) => next = Some((u, fetched)),
-                Ok(None) => break,
-                Err(MailboxError::Refused {
-                    text,
-                    temporary: false,
-                }) => {
-                    answer = Some(text);
+            match answer(imap.next_body(&tag).await)? {
+                Answer::Message((_, fetched)) => next = Some((u, fetched)),
+                Answer::End => break,
+                Answer::No(text) => {
+                    no = Some(text);
                     break;
                 }
-                Err(e) => return Err(e),
             }
         }
         if next.is_none() {
-            missing.push((u, answer));
+            missing.push((u, no));
         }
     }
     // Those gone since (no size) are not recorded.
@@ -514,6 +506,29 @@ async fn refuse<'u>(
         place(out, large, u, body(fetched, limit), limit).await;
     }
     Ok((rest, delivered || came))
+}
+
+/// What a body fetch answered next.
+enum Answer<T> {
+    /// A message.
+    Message(T),
+    /// The tagged OK: nothing more.
+    End,
+    /// A NO for good (the text): the fetch stopped there.
+    No(String),
+}
+
+/// `next` as an [`Answer`]; any other error ends the session.
+fn answer<T>(next: Result<Option<T>, MailboxError>) -> Result<Answer<T>, MailboxError> {
+    match next {
+        Ok(Some(message)) => Ok(Answer::Message(message)),
+        Ok(None) => Ok(Answer::End),
+        Err(MailboxError::Refused {
+            text,
+            temporary: false,
+        }) => Ok(Answer::No(text)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Hands `uid` on, after the too-large messages of `large` below it.
