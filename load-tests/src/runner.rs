@@ -41,9 +41,8 @@ const COMMIT_SECONDS_SUM: &str = "mailgate_commit_duration_seconds_sum";
 const COMMIT_SECONDS_COUNT: &str = "mailgate_commit_duration_seconds_count";
 /// The gateway's defaults, for the report when a scenario does not set them.
 const DEFAULT_LOGIN_LIMIT: i64 = 16;
-const DEFAULT_PARSE_QUEUE: i64 = 256;
-const DEFAULT_WRITE_QUEUE: i64 = 1024;
 const DEFAULT_PARSERS: i64 = 2;
+const QUEUE_CAPACITY: &str = "mailgate_pipeline_queue_capacity";
 /// Allowance per mailbox in the RSS bound (an idle session measures ≈ 8 KiB).
 const BOUND_PER_MAILBOX: u64 = 64 * 1024;
 
@@ -301,11 +300,16 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
             .and_then(|v| v.as_integer())
             .unwrap_or(default) as u64
     };
-    let (q_parse, q_write, parsers) = (
-        setting(&scenario.pipeline, "parse_queue", DEFAULT_PARSE_QUEUE),
-        setting(&scenario.pipeline, "write_queue", DEFAULT_WRITE_QUEUE),
-        setting(&scenario.pipeline, "parsers", DEFAULT_PARSERS),
-    );
+    // The edges' capacities as the gateway runs them (its /metrics), not
+    // as assumed here.
+    let capacity = |edge: &str| {
+        metrics
+            .value(&format!("{QUEUE_CAPACITY}{{edge=\"{edge}\"}}"))
+            .map(|v| v as u64)
+            .ok_or_else(|| format!("the gateway's /metrics give no capacity of the {edge} edge"))
+    };
+    let (q_parse, q_write) = (capacity("parse")?, capacity("write")?);
+    let parsers = setting(&scenario.pipeline, "parsers", DEFAULT_PARSERS);
     let s_max = sizes.max() as u64;
     let store_budget = metrics.value(STORE_BUDGET).unwrap_or(0.0) as u64;
     let bound = base.rss_bytes
