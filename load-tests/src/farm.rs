@@ -234,12 +234,12 @@ impl Farm {
             None => size.max(message::MIN_SIZE),
         };
         let size = u32::try_from(size).unwrap_or(u32::MAX);
+        let uid = u32::try_from(messages.len() + 1).unwrap_or(u32::MAX);
         // A small generated message is rendered once, here, rather than at
         // every FETCH: the farm serves from the gateway's cores, and
         // rendering was a sixth of its CPU in the burst scenario.
         let raw = match raw {
             None if size as usize <= RENDER_AHEAD_BYTES => {
-                let uid = u32::try_from(messages.len() + 1).unwrap_or(u32::MAX);
                 let bytes = message::render(self.uidvalidity, user, uid, size as usize, date);
                 Some(Arc::from(bytes))
             }
@@ -256,7 +256,6 @@ impl Farm {
             injected: Instant::now(),
             raw,
         });
-        let uid = u32::try_from(messages.len()).unwrap_or(u32::MAX);
         mailbox.count.send_replace(uid);
         self.counters.messages_total.fetch_add(1, Ordering::Relaxed);
         uid

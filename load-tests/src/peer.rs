@@ -173,10 +173,8 @@ fn run_idle(scenario: &Scenario, script: &Path, dir: &Path) -> Result<PeerReport
             tls: scenario.tls,
             base_rss_bytes: base.rss_bytes,
             idle_rss_bytes: idle.rss_bytes,
-            rss_per_mailbox_bytes: idle.rss_bytes.saturating_sub(base.rss_bytes) as f64
-                / f64::from(n),
-            rss_per_mailbox_settled_bytes: after.rss_bytes.saturating_sub(base.rss_bytes) as f64
-                / f64::from(n),
+            rss_per_mailbox_bytes: idle.rss_per_mailbox(&base, u64::from(n)),
+            rss_per_mailbox_settled_bytes: after.rss_per_mailbox(&base, u64::from(n)),
             time_to_all_idle_s: all_idle.as_secs_f64(),
             cpu_percent_of_core: 100.0 * cpu / measure.as_secs_f64(),
             measure_s: measure.as_secs_f64(),

@@ -19,6 +19,13 @@ pub struct ProcSample {
     pub cpu_ticks: u64,
 }
 
+impl ProcSample {
+    /// RSS over `base`'s, per one of `n` mailboxes.
+    pub fn rss_per_mailbox(&self, base: &ProcSample, n: u64) -> f64 {
+        self.rss_bytes.saturating_sub(base.rss_bytes) as f64 / n as f64
+    }
+}
+
 /// Clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux).
 pub const TICKS_PER_SECOND: u64 = 100;
 

@@ -39,10 +39,10 @@ const STORE_BUDGET: &str = "mailgate_store_memory_budget_bytes";
 const COMMITTED: &str = "mailgate_messages_committed_total";
 const COMMIT_SECONDS_SUM: &str = "mailgate_commit_duration_seconds_sum";
 const COMMIT_SECONDS_COUNT: &str = "mailgate_commit_duration_seconds_count";
+const QUEUE_CAPACITY: &str = "mailgate_pipeline_queue_capacity";
 /// The gateway's defaults, for the report when a scenario does not set them.
 const DEFAULT_LOGIN_LIMIT: i64 = 16;
 const DEFAULT_PARSERS: i64 = 2;
-const QUEUE_CAPACITY: &str = "mailgate_pipeline_queue_capacity";
 /// Allowance per mailbox in the RSS bound (an idle session measures ≈ 8 KiB).
 const BOUND_PER_MAILBOX: u64 = 64 * 1024;
 
@@ -331,10 +331,8 @@ fn run_in(scenario: &Scenario, opts: &RunOptions, dir: &Path) -> Result<Report, 
         lost: injected.saturating_sub(feed.distinct() as u64),
         base_rss_bytes: base.rss_bytes,
         idle_rss_bytes: idle.rss_bytes,
-        rss_per_mailbox_bytes: idle.rss_bytes.saturating_sub(base.rss_bytes) as f64
-            / mailbox_count as f64,
-        rss_per_mailbox_settled_bytes: after.rss_bytes.saturating_sub(base.rss_bytes) as f64
-            / mailbox_count as f64,
+        rss_per_mailbox_bytes: idle.rss_per_mailbox(&base, mailbox_count),
+        rss_per_mailbox_settled_bytes: after.rss_per_mailbox(&base, mailbox_count),
         peak_rss_bytes: watch.peak_rss,
         rss_bound_bytes: bound,
         rss_bound_enforced: scenario.memory_bound,

@@ -609,6 +609,8 @@ impl Imap {
             uidvalidity: 0,
             exists: 0,
         };
+        // This folder's, if its SELECT answers one.
+        self.uidnext = None;
         loop {
             let event = within(self.command_timeout, "SELECT", self.event()).await?;
             match event {
